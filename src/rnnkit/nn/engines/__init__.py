@@ -1,0 +1,1 @@
+"""How a layer runs over time: torch's fused kernel (native) or rnnkit's scan engine."""
