@@ -1,0 +1,35 @@
+"""One Trainer for every rnnkit task: loop, clipping, schedules, validation, early stopping,
+progress and logs, checkpoints and exact resume.
+
+    from rnnkit.training import Trainer, TrainConfig
+    result = Trainer(model, train, val, TrainConfig(epochs=5), out_dir="runs/lm").fit()
+    # later, or after Ctrl-C:
+    result = Trainer.resume("runs/lm", train, val).fit()
+"""
+
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.metrics import evaluate
+from rnnkit.training.optim import LRSchedule, build_optimizer
+from rnnkit.training.protocols import BatchSource, Callback, LossOutput, TrainableModel
+from rnnkit.training.rng import preserve_rng, seed_everything
+from rnnkit.training.trainer import STOP_REASONS, Trainer, TrainResult, resolve_device
+from rnnkit.training.trees import detach_state, move_to
+
+__all__ = [
+    "STOP_REASONS",
+    "BatchSource",
+    "Callback",
+    "LRSchedule",
+    "LossOutput",
+    "TrainConfig",
+    "TrainResult",
+    "TrainableModel",
+    "Trainer",
+    "build_optimizer",
+    "detach_state",
+    "evaluate",
+    "move_to",
+    "preserve_rng",
+    "resolve_device",
+    "seed_everything",
+]

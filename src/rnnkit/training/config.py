@@ -1,0 +1,169 @@
+"""TrainConfig: every knob of the training loop, one field per CLI flag, checked on creation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rnnkit.errors import RnnkitError
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("none", "step", "exponential", "plateau", "cosine")
+CLIP_MODES = ("norm", "value")
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Steps are optimizer updates (one batch each); 0 turns a limit off.
+
+    Optimizer
+        optimizer: 'adam' | 'adamw' | 'sgd' | 'rmsprop'.
+        lr: peak learning rate. weight_decay: L2 (decoupled for 'adamw').
+        momentum: for 'sgd' and 'rmsprop'. betas: Adam's (β1, β2); rmsprop_alpha: RMSprop's
+        smoothing constant.
+        grad_clip: clip threshold, 0 = off (5 is char-rnn's classic for RNNs).
+        clip_mode: 'norm' rescales all gradients so their global L2 norm ≤ grad_clip;
+        'value' clamps each element to [-grad_clip, grad_clip].
+    Learning-rate schedule (step counts are optimizer steps)
+        lr_schedule: 'none'; 'step' (× lr_decay every lr_decay_every steps); 'exponential'
+        (× lr_decay per lr_decay_every steps, smoothly); 'plateau' (× lr_decay after
+        plateau_patience validations without improvement); 'cosine' (from lr to min_lr over the
+        run's steps after warm-up).
+        warmup_steps: linear ramp from lr/warmup_steps to lr over the first steps.
+        min_lr: floor of every schedule.
+    Length
+        epochs: passes over the training source. max_steps: total steps, 0 = no limit.
+        max_minutes: wall-clock budget over all resumed parts, 0 = none.
+    Validation and stopping
+        eval_every: validate every this many steps (0 = only at epoch ends; always at epoch ends).
+        eval_batches: validate on at most this many batches, 0 = all.
+        early_stopping_patience: stop after this many validations without improvement, 0 = off.
+    Reproducibility and output
+        seed: seeds python, numpy and torch at the start of a fresh run.
+        device: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.
+        log_every: steps per log row (CSV, progress bar, TensorBoard).
+        progress: show a tqdm bar. tensorboard: write TensorBoard events (if installed).
+        save_every: also write ``last/`` every this many steps, 0 = at validations and the end.
+        init_from: checkpoint whose weights start a fresh run (fine-tuning), '' = none.
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    rmsprop_alpha: float = 0.99
+    grad_clip: float = 5.0
+    clip_mode: str = "norm"
+    epochs: int = 10
+    max_steps: int = 0
+    max_minutes: float = 0.0
+    lr_schedule: str = "none"
+    lr_decay: float = 0.5
+    lr_decay_every: int = 1000
+    plateau_patience: int = 1
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    eval_every: int = 0
+    eval_batches: int = 0
+    early_stopping_patience: int = 0
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 50
+    progress: bool = True
+    tensorboard: bool = False
+    save_every: int = 0
+    init_from: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.betas, list):
+            self.betas = tuple(self.betas)
+        self._check()
+
+    def _check(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        _choice("clip_mode", self.clip_mode, CLIP_MODES)
+        _range("lr", self.lr, "> 0", self.lr > 0)
+        _range("weight_decay", self.weight_decay, ">= 0", self.weight_decay >= 0)
+        _range("momentum", self.momentum, "in [0, 1)", 0 <= self.momentum < 1)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise RnnkitError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        _range("rmsprop_alpha", self.rmsprop_alpha, "in (0, 1)", 0 < self.rmsprop_alpha < 1)
+        _range("grad_clip", self.grad_clip, ">= 0 (0 = off)", self.grad_clip >= 0)
+        _range("epochs", self.epochs, ">= 1", self.epochs >= 1)
+        _range("max_steps", self.max_steps, ">= 0 (0 = no limit)", self.max_steps >= 0)
+        _range("max_minutes", self.max_minutes, ">= 0 (0 = none)", self.max_minutes >= 0)
+        _range("lr_decay", self.lr_decay, "in (0, 1]", 0 < self.lr_decay <= 1)
+        _range("lr_decay_every", self.lr_decay_every, ">= 1", self.lr_decay_every >= 1)
+        _range("plateau_patience", self.plateau_patience, ">= 1", self.plateau_patience >= 1)
+        _range("warmup_steps", self.warmup_steps, ">= 0", self.warmup_steps >= 0)
+        _range("min_lr", self.min_lr, f"in [0, lr={self.lr}]", 0 <= self.min_lr <= self.lr)
+        _range("eval_every", self.eval_every, ">= 0", self.eval_every >= 0)
+        _range("eval_batches", self.eval_batches, ">= 0 (0 = all)", self.eval_batches >= 0)
+        _range(
+            "early_stopping_patience",
+            self.early_stopping_patience,
+            ">= 0 (0 = off)",
+            self.early_stopping_patience >= 0,
+        )
+        _range("seed", self.seed, ">= 0", self.seed >= 0)
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise RnnkitError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
+        _range("log_every", self.log_every, ">= 1", self.log_every >= 1)
+        _range("save_every", self.save_every, ">= 0 (0 = off)", self.save_every >= 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (betas as a list)."""
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown fields are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise RnnkitError(f"unknown TrainConfig fields {unknown}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _check_type(name: str, value: Any, hint: str) -> None:
+    # Annotations are strings here (from __future__); the four kinds of field are easy to tell.
+    if hint == "bool":
+        ok = isinstance(value, bool)
+    elif hint == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    elif hint == "str":
+        ok = isinstance(value, str)
+    else:  # betas
+        ok = isinstance(value, tuple) and all(
+            isinstance(b, int | float) and not isinstance(b, bool) for b in value
+        )
+    if not ok:
+        raise RnnkitError(f"{name} must be {hint}, got {value!r}")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RnnkitError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _range(name: str, value: Any, expected: str, ok: bool) -> None:
+    if not ok:
+        raise RnnkitError(f"{name} must be {expected}, got {value!r}")

@@ -1,0 +1,118 @@
+"""Measuring loss: a validation pass over a source, and the running train loss between logs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.errors import RnnkitError
+from rnnkit.training.protocols import BatchSource
+from rnnkit.training.rng import preserve_rng
+from rnnkit.training.trees import move_to
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    source: BatchSource,
+    max_batches: int | None = None,
+    *,
+    device: torch.device | str | None = None,
+) -> float:
+    """Mean loss per token of ``model`` over ``source`` (epoch 0), weighted by tokens per batch.
+
+    Runs in eval mode without gradients, carries the state across batches for stateful
+    sources, and leaves the model's mode and every global RNG as they were.
+    """
+    n = source.num_batches()
+    if max_batches:
+        n = min(n, max_batches)
+    if n < 1:
+        raise RnnkitError("the validation source has no batches")
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    total: Tensor | float = 0.0
+    tokens = 0
+    state = None
+    try:
+        with preserve_rng():
+            for index in range(n):
+                batch = source.batch(0, index)
+                if device.type != "cpu":
+                    batch = move_to(batch, device)
+                loss, new_state, num_tokens = model.compute_loss(
+                    batch, state=state if source.stateful else None
+                )
+                state = new_state if source.stateful else None
+                total = total + loss.detach().double() * int(num_tokens)
+                tokens += int(num_tokens)
+    finally:
+        model.train(was_training)
+    if tokens == 0:
+        raise RnnkitError("the validation source yielded batches with no tokens")
+    return float(total) / tokens
+
+
+class LossMeter:
+    """Token-weighted train loss and tokens/s between two log rows, without a sync per step."""
+
+    def __init__(self) -> None:
+        self.losses: list[Tensor] = []
+        self.tokens: list[int] = []
+        self.base_loss = 0.0  # carried in a checkpoint when it falls between log rows
+        self.base_tokens = 0
+        self.seconds = 0.0
+        self.started = time.perf_counter()
+        self.paused = False
+
+    def add(self, loss: Tensor, num_tokens: int) -> None:
+        self.losses.append(loss)
+        self.tokens.append(int(num_tokens))
+
+    def pause(self) -> None:  # validation and saving do not count as training time
+        if not self.paused:
+            self.seconds += time.perf_counter() - self.started
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.paused:
+            self.started = time.perf_counter()
+            self.paused = False
+
+    def sums(self) -> tuple[float, int]:
+        loss, tokens = self.base_loss, self.base_tokens
+        if self.losses:
+            w = torch.tensor(self.tokens, dtype=torch.float64)
+            loss += float((torch.stack(self.losses).double().cpu() * w).sum())
+            tokens += sum(self.tokens)
+        return loss, tokens
+
+    def take(self) -> tuple[float, float]:
+        """(mean loss per token, tokens per second) since the last call; resets."""
+        self.pause()
+        loss, tokens = self.sums()
+        seconds = self.seconds
+        self.__init__()
+        return loss / max(tokens, 1), tokens / max(seconds, 1e-9)
+
+    def state_dict(self) -> dict[str, float]:
+        was_paused = self.paused
+        self.pause()
+        loss, tokens = self.sums()
+        state = {"loss_sum": loss, "tokens": tokens, "seconds": self.seconds}
+        if not was_paused:
+            self.resume()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.__init__()
+        self.base_loss = float(state["loss_sum"])
+        self.base_tokens = int(state["tokens"])
+        self.seconds = float(state["seconds"])

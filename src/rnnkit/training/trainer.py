@@ -1,0 +1,546 @@
+"""The Trainer: one training loop for every rnnkit task, with checkpoints and exact resume.
+
+A step is: batch (epoch, index) from the source → ``model.compute_loss(batch, state)`` →
+backward → clip → set the scheduled lr → optimizer step → carry the detached state (stateful
+sources) → advance (epoch, index). After the position has advanced come the bookkeeping: a log
+row every ``log_every`` steps, validation every ``eval_every`` steps and at each epoch end, the
+``best/`` and ``last/`` checkpoints. Stopping is decided only at the top of the loop, so every
+checkpoint is taken between two steps and holds everything the next step depends on: weights,
+optimizer and schedule state, (epoch, index), the carried recurrent state, all RNG states, the
+best loss and early-stopping count, the elapsed time. Resuming from it replays the same steps
+with the same random numbers: on the CPU the weights match an uninterrupted run bit for bit.
+
+Ctrl-C: the first press finishes the current step, saves ``last/`` and returns with
+``stopped_reason='interrupted'``; a second press stops at once (and still saves, unless it
+landed inside an optimizer update). A ``KeyboardInterrupt`` raised by the model is handled the
+same way: the half-done step is discarded and the RNG rewound to before it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.checkpoint import (
+    CONFIG_FILE,
+    load_extra_file,
+    load_model,
+    load_trainer_state,
+    load_weights,
+    read_config,
+    save_checkpoint,
+)
+from rnnkit.errors import RnnkitError
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.interrupts import GracefulInterrupt
+from rnnkit.training.logs import RunLog
+from rnnkit.training.metrics import LossMeter, evaluate
+from rnnkit.training.optim import LRSchedule, build_optimizer, set_lr
+from rnnkit.training.protocols import BatchSource, Callback
+from rnnkit.training.rng import (
+    capture_rng,
+    preserve_rng,
+    restore_rng,
+    restore_torch_rng,
+    seed_everything,
+    torch_rng_snapshot,
+)
+from rnnkit.training.trees import detach_state, move_to
+
+STOP_REASONS = (
+    "completed",  # all epochs done
+    "max_steps",
+    "early_stopping",
+    "time_budget",
+    "interrupted",  # Ctrl-C / KeyboardInterrupt
+    "nonfinite_loss",  # a logged or validation loss was NaN/inf; last/ is not overwritten
+    "callback",  # a callback called trainer.request_stop()
+)
+
+
+@dataclass
+class TrainResult:
+    """How a :meth:`Trainer.fit` call ended. ``history`` holds the log rows (CSV columns)."""
+
+    stopped_reason: str
+    steps: int
+    epochs: float
+    best_val_loss: float | None
+    best_step: int | None
+    last_val_loss: float | None
+    elapsed: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    out_dir: Path | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RnnkitError(f"device={name!r} but CUDA is not available here; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+class Trainer:
+    """Fits ``model`` on ``train_source``; see the module docstring for the loop.
+
+    Args:
+        model: an ``nn.Module`` with ``compute_loss(batch, state=None) -> LossOutput``. To be
+            checkpointed it needs ``model_type`` and a dataclass ``config`` (see checkpoint.py).
+        train_source, val_source: :class:`BatchSource` s; without ``val_source`` there is no
+            validation, no ``best/`` checkpoint, no early stopping and no 'plateau' schedule.
+        config: a :class:`TrainConfig`.
+        out_dir: where ``best/``, ``last/``, ``log.csv``, ``loss_curve.png`` go; None = nowhere
+            (no checkpoints, no resume).
+        extra_files: JSON objects saved into every checkpoint, e.g. ``{"vocab.json": ...}``.
+        callbacks: :class:`Callback` objects.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_source: BatchSource,
+        val_source: BatchSource | None = None,
+        config: TrainConfig | None = None,
+        out_dir: str | Path | None = None,
+        *,
+        extra_files: Mapping[str, Any] | None = None,
+        callbacks: Iterable[Callback] = (),
+    ) -> None:
+        config = config if config is not None else TrainConfig()
+        if not isinstance(config, TrainConfig):
+            raise RnnkitError(f"config must be a TrainConfig, got {type(config).__name__}")
+        if not isinstance(model, nn.Module) or not callable(getattr(model, "compute_loss", None)):
+            raise RnnkitError("model must be an nn.Module with a compute_loss(batch, state) method")
+        for name, source in (("train_source", train_source), ("val_source", val_source)):
+            if source is None and name == "val_source":
+                continue
+            missing = [a for a in ("stateful", "num_batches", "batch") if not hasattr(source, a)]
+            if missing:
+                raise RnnkitError(f"{name} must be a BatchSource; it has no {', '.join(missing)}")
+        if val_source is None:
+            if config.lr_schedule == "plateau":
+                raise RnnkitError("lr_schedule='plateau' needs a val_source")
+            if config.early_stopping_patience:
+                raise RnnkitError("early_stopping_patience needs a val_source")
+        self.out_dir = Path(out_dir).expanduser() if out_dir is not None else None
+        if self.out_dir is not None and not isinstance(getattr(model, "model_type", None), str):
+            raise RnnkitError(
+                f"{type(model).__name__} has no model_type: it cannot be checkpointed into out_dir"
+            )
+        self.config = config
+        self.train_source = train_source
+        self.val_source = val_source
+        self.extra_files = dict(extra_files or {})
+        self.callbacks = list(callbacks)
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self._params = [p for p in model.parameters() if p.requires_grad]
+        if not self._params:
+            raise RnnkitError("the model has no trainable parameters")
+        self.optimizer = build_optimizer(self._params, config)
+        self.num_batches = self._num_batches()
+        epoch_steps = config.epochs * self.num_batches
+        self.total_steps = min(config.max_steps, epoch_steps) if config.max_steps else epoch_steps
+        self.schedule = LRSchedule(config, self.total_steps)
+
+        # The loop's position and memory: exactly what a checkpoint holds.
+        self.step = 0
+        self.epoch = 0
+        self.index = 0
+        self.carried: Any = None
+        self.best_val_loss: float | None = None
+        self.best_step: int | None = None
+        self.last_val_loss: float | None = None
+        self.bad_evals = 0
+        self._elapsed_before = 0.0
+        self._t0: float | None = None
+        self._meter = LossMeter()
+
+        self._started = False  # a fit() has run or a checkpoint was loaded: no fresh seeding
+        self._pending_rng: dict[str, Any] | None = None
+        self._stop_request: str | None = None
+        self._sigint = GracefulInterrupt()
+        self._phase = "idle"  # where a KeyboardInterrupt found the loop
+        self._rng_snapshot: tuple[Tensor, Tensor | None] | None = None
+        self._last_saved_step: int | None = None
+        self._log: RunLog | None = None
+
+    # ------------------------------------------------------------------ construction from disk
+
+    @classmethod
+    def resume(
+        cls,
+        path: str | Path,
+        train_source: BatchSource,
+        val_source: BatchSource | None = None,
+        config: TrainConfig | None = None,
+        *,
+        model: nn.Module | None = None,
+        out_dir: str | Path | None = None,
+        extra_files: Mapping[str, Any] | None = None,
+        callbacks: Iterable[Callback] = (),
+    ) -> Trainer:
+        """A Trainer that continues the run saved at ``path``; call :meth:`fit` on it.
+
+        ``path`` is a checkpoint directory or a run's out_dir (then its ``last/``). By default
+        the model is rebuilt from the checkpoint, the config and extra files are the saved ones
+        and out_dir is the checkpoint's parent; pass ``config`` to change e.g. ``max_steps``.
+        """
+        ckpt = _checkpoint_to_resume(Path(path))
+        saved = read_config(ckpt)
+        if config is None:
+            if not saved.get("train_config"):
+                raise RnnkitError(f"{ckpt} stores no train config: pass config=")
+            config = TrainConfig.from_dict(saved["train_config"])
+        if model is None:
+            model = load_model(ckpt).train()
+        if extra_files is None:
+            extra_files = {n: load_extra_file(ckpt, n) for n in saved.get("extra_files", [])}
+        if out_dir is None:
+            out_dir = ckpt.parent
+        trainer = cls(
+            model,
+            train_source,
+            val_source,
+            config,
+            out_dir,
+            extra_files=extra_files,
+            callbacks=callbacks,
+        )
+        trainer._load(ckpt)
+        return trainer
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds of training so far, over all resumed parts of the run."""
+        running = time.perf_counter() - self._t0 if self._t0 is not None else 0.0
+        return self._elapsed_before + running
+
+    def request_stop(self, reason: str = "callback") -> None:
+        """Stop before the next step (checkpoints are written as for any other stop)."""
+        self._stop_request = reason
+
+    def evaluate(self, source: BatchSource | None = None, max_batches: int | None = None) -> float:
+        """Mean loss per token on ``source`` (default: the validation source)."""
+        source = source if source is not None else self.val_source
+        if source is None:
+            raise RnnkitError("no source to evaluate: pass one or give the Trainer a val_source")
+        return evaluate(self.model, source, max_batches, device=self.device)
+
+    def fit(self, resume: bool | str | Path = False) -> TrainResult:
+        """Train until a stop condition (see :data:`STOP_REASONS`); return how it went.
+
+        ``resume=True`` continues from ``out_dir/last``; a path continues from that checkpoint.
+        A fresh run seeds every RNG with ``config.seed`` and loads ``config.init_from``.
+        """
+        if resume is not False:
+            if resume is True:
+                if self.out_dir is None:
+                    raise RnnkitError("fit(resume=True) needs an out_dir holding last/")
+                resume = self.out_dir
+            self._load(_checkpoint_to_resume(Path(resume)))
+        fresh = not self._started
+        if fresh:
+            if self.config.init_from:
+                load_weights(self.config.init_from, self.model)
+            seed_everything(self.config.seed)
+            self._started = True
+
+        self._log = RunLog(
+            self.out_dir,
+            progress=self.config.progress,
+            tensorboard=self.config.tensorboard,
+            total_steps=self.total_steps,
+            start_step=self.step,
+        )
+        if fresh and self.out_dir is not None and (self.out_dir / "last").exists():
+            self._log.message(
+                f"{self.out_dir} holds an earlier run: a fresh run overwrites its checkpoints "
+                "(fit(resume=True) continues it instead)"
+            )
+        self._stop_request = None
+        self._t0 = time.perf_counter()
+        self._meter.resume()
+        try:
+            self._callback("on_fit_start")
+            if self._pending_rng is not None:  # last, so that nothing can move it before the loop
+                restore_rng(self._pending_rng)
+                self._pending_rng = None
+            with self._sigint:
+                reason, save = self._run_loop(), True
+        except KeyboardInterrupt:
+            # Saving is safe between steps, or mid forward/backward once rewound; not inside an
+            # optimizer update, nor before the loop started (the RNG is not yet the run's).
+            reason, save = "interrupted", self._phase in ("forward", "bookkeeping")
+            if self._phase == "forward":  # the step never happened: rewind its random numbers
+                restore_torch_rng(self._rng_snapshot, self.device)
+            elif self._phase == "update":
+                self._log.message(
+                    "interrupted inside an optimizer update: last/ is kept from step "
+                    f"{self._last_saved_step}"
+                )
+        finally:
+            self._phase = "idle"
+        if reason == "interrupted":
+            self._log.message(f"interrupted at step {self.step}")
+        if save and reason != "nonfinite_loss" and self._last_saved_step != self.step:
+            self._save("last")
+        self._elapsed_before, self._t0 = self.elapsed, None
+        self._log.close()
+        result = TrainResult(
+            stopped_reason=reason,
+            steps=self.step,
+            epochs=self.epoch + self.index / self.num_batches,
+            best_val_loss=self.best_val_loss,
+            best_step=self.best_step,
+            last_val_loss=self.last_val_loss,
+            elapsed=self._elapsed_before,
+            history=list(self._log.history),
+            out_dir=self.out_dir,
+        )
+        self._callback("on_fit_end", result)
+        return result
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run_loop(self) -> str:
+        cfg = self.config
+        model, optimizer, source = self.model, self.optimizer, self.train_source
+        stateful = bool(source.stateful)
+        on_cpu = self.device.type == "cpu"
+        checked = False
+        model.train()
+        while True:
+            reason = self._stop_reason()
+            if reason is not None:
+                return reason
+            # Snapshot so that an interrupt inside the forward pass can rewind its dropout draws.
+            self._rng_snapshot = torch_rng_snapshot(self.device)
+            self._phase = "forward"
+            batch = source.batch(self.epoch, self.index)
+            if not on_cpu:
+                batch = move_to(batch, self.device)
+            loss, state, num_tokens = model.compute_loss(
+                batch, state=self.carried if stateful else None
+            )
+            if not checked:
+                _check_loss(loss)
+                checked = True
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                if cfg.clip_mode == "norm":
+                    nn.utils.clip_grad_norm_(self._params, cfg.grad_clip)
+                else:
+                    nn.utils.clip_grad_value_(self._params, cfg.grad_clip)
+            lr = self.schedule.lr(self.step)
+            set_lr(optimizer, lr)
+            self._phase = "update"
+            optimizer.step()
+            self.carried = detach_state(state) if stateful else None
+            self.step += 1
+            self.index += 1
+            epoch_end = self.index >= self.num_batches
+            if epoch_end:  # streams restart with the next epoch: so does the state
+                self.epoch, self.index, self.carried = self.epoch + 1, 0, None
+                self.num_batches = self._num_batches()
+            self._phase = "bookkeeping"
+            self._meter.add(loss.detach(), num_tokens)
+            self._log.step()
+            self._after_step(epoch_end, lr)
+
+    def _stop_reason(self) -> str | None:
+        cfg = self.config
+        if self.epoch >= cfg.epochs:
+            return "completed"
+        if cfg.max_steps and self.step >= cfg.max_steps:
+            return "max_steps"
+        if cfg.early_stopping_patience and self.bad_evals >= cfg.early_stopping_patience:
+            return "early_stopping"
+        if cfg.max_minutes and self.elapsed >= 60 * cfg.max_minutes:
+            return "time_budget"
+        if self._sigint.requested:
+            return "interrupted"
+        return self._stop_request
+
+    def _after_step(self, epoch_end: bool, lr: float) -> None:
+        cfg = self.config
+        row = None
+        if self.step % cfg.log_every == 0:
+            train_loss, tokens_per_s = self._meter.take()
+            row = self._row(lr, train_loss=train_loss, tokens_per_s=tokens_per_s)
+            if not math.isfinite(train_loss):
+                self.request_stop("nonfinite_loss")
+        eval_due = self.val_source is not None and (
+            epoch_end or (cfg.eval_every > 0 and self.step % cfg.eval_every == 0)
+        )
+        save_due = eval_due or (cfg.save_every > 0 and self.step % cfg.save_every == 0)
+        if not (row or eval_due or save_due):
+            return
+        self._meter.pause()
+        improved = False
+        if eval_due:
+            val_loss, improved = self._validate()
+            row = row or self._row(lr)
+            row["val_loss"] = val_loss
+            if not math.isfinite(val_loss):
+                self.request_stop("nonfinite_loss")
+        if row is not None:
+            self._log.write(row)
+            self._callback("on_log", row)
+        if eval_due:
+            self._callback("on_eval", row["val_loss"], improved)
+        if self._stop_request != "nonfinite_loss":
+            if improved:
+                self._save("best")
+            if save_due:
+                self._save("last")
+        self._meter.resume()
+
+    def _row(self, lr: float, **values: Any) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "epoch": round(self.epoch + self.index / self.num_batches, 4),
+            "lr": lr,
+            "elapsed": round(self.elapsed, 3),
+            **values,
+        }
+
+    def _validate(self) -> tuple[float, bool]:
+        max_batches = self.config.eval_batches or None
+        val_loss = evaluate(self.model, self.val_source, max_batches, device=self.device)
+        self.last_val_loss = val_loss
+        improved = math.isfinite(val_loss) and (
+            self.best_val_loss is None or val_loss < self.best_val_loss
+        )
+        if improved:
+            self.best_val_loss, self.best_step, self.bad_evals = val_loss, self.step, 0
+        else:
+            self.bad_evals += 1
+        self.schedule.on_eval(val_loss)
+        return val_loss, improved
+
+    def _num_batches(self) -> int:
+        n = int(self.train_source.num_batches())
+        if n < 1:
+            raise RnnkitError("train_source has no batches")
+        return n
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "index": self.index,
+            "num_batches": self.num_batches,
+            "best_val_loss": self.best_val_loss,
+            "best_step": self.best_step,
+            "last_val_loss": self.last_val_loss,
+            "bad_evals": self.bad_evals,
+            "elapsed": self.elapsed,
+            "optimizer_type": self.config.optimizer,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "rng": capture_rng(),
+            "carried_state": self.carried,
+            "meter": self._meter.state_dict(),
+        }
+
+    def _save(self, name: str) -> None:
+        if self.out_dir is None:
+            return
+        path = save_checkpoint(
+            self.out_dir / name,
+            self.model,
+            train_config=self.config.to_dict(),
+            extra_files=self.extra_files,
+            trainer_state=self._state(),
+            info={
+                "step": self.step,
+                "epoch": self.epoch,
+                "val_loss": self.last_val_loss,
+                "best_val_loss": self.best_val_loss,
+            },
+        )
+        if name == "last":
+            self._last_saved_step = self.step
+        self._callback("on_save", path)
+
+    def _load(self, ckpt: Path) -> None:
+        """Take over the run saved at ``ckpt`` (its RNG state is restored just before the loop)."""
+        state = load_trainer_state(ckpt)
+        load_weights(ckpt, self.model)
+        if state["optimizer_type"] != self.config.optimizer:
+            raise RnnkitError(
+                f"{ckpt} was trained with optimizer={state['optimizer_type']!r}, the config says "
+                f"{self.config.optimizer!r}: to switch, start a new run with init_from='{ckpt}'"
+            )
+        # The saved state holds the moments; hyperparameters follow the (possibly new) config.
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as e:
+            raise RnnkitError(f"{ckpt}: optimizer state does not fit this model: {e}") from None
+        for group, hyper in zip(self.optimizer.param_groups, fresh, strict=True):
+            group.update(hyper)
+        self.schedule.load_state_dict(state["schedule"])
+        self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
+        if self.index >= self.num_batches:
+            raise RnnkitError(
+                f"{ckpt} stopped at batch {self.index} of epoch {self.epoch}, but train_source has "
+                f"only {self.num_batches} batches per epoch (it had {state['num_batches']})"
+            )
+        self.best_val_loss, self.best_step = state["best_val_loss"], state["best_step"]
+        self.last_val_loss, self.bad_evals = state["last_val_loss"], state["bad_evals"]
+        self._elapsed_before = float(state["elapsed"])
+        carried = state["carried_state"]
+        self.carried = move_to(carried, self.device) if carried is not None else None
+        self._meter.load_state_dict(state["meter"])
+        self._last_saved_step = self.step
+        self._pending_rng = state["rng"]
+        self._started = True
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _callback(self, hook: str, *args: Any) -> None:
+        if not self.callbacks:
+            return
+        with preserve_rng():  # sampling in a callback must not shift the training stream
+            for cb in self.callbacks:
+                fn = getattr(cb, hook, None)
+                if fn is not None:
+                    fn(self, *args)
+        self.model.train()
+
+
+def _check_loss(loss: Any) -> None:
+    if not isinstance(loss, Tensor) or loss.dim() != 0:
+        shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+        raise RnnkitError(f"compute_loss must return a scalar loss tensor, got {shape}")
+    if not loss.requires_grad:
+        raise RnnkitError("the loss from compute_loss does not require grad: nothing to train")
+
+
+def _checkpoint_to_resume(path: Path) -> Path:
+    """The checkpoint to continue from: ``path/last`` when there is one, else ``path`` itself.
+
+    Either may be found as ``<name>.old``: a checkpoint whose swap-in was cut short.
+    """
+    path = path.expanduser().resolve()
+    for cand in (path / "last", path):
+        for c in (cand, cand.with_name(cand.name + ".old")):
+            if (c / CONFIG_FILE).is_file():
+                return c
+    raise RnnkitError(f"nothing to resume at {path}: expected a checkpoint or a last/ inside it")
