@@ -33,6 +33,8 @@ class TrainConfig:
         (× lr_decay per lr_decay_every steps, smoothly); 'plateau' (× lr_decay after
         plateau_patience validations without improvement); 'cosine' (from lr to min_lr over the
         run's steps after warm-up).
+        lr_decay_start: 'step'/'exponential' decay only after this many steps (char-rnn's
+        learning_rate_decay_after; Zaremba et al. halve the rate only after epoch 4).
         warmup_steps: linear ramp from lr/warmup_steps to lr over the first steps.
         min_lr: floor of every schedule.
     Length
@@ -65,6 +67,7 @@ class TrainConfig:
     lr_schedule: str = "none"
     lr_decay: float = 0.5
     lr_decay_every: int = 1000
+    lr_decay_start: int = 0
     plateau_patience: int = 1
     warmup_steps: int = 0
     min_lr: float = 0.0
@@ -102,6 +105,7 @@ class TrainConfig:
         _range("max_minutes", self.max_minutes, ">= 0 (0 = none)", self.max_minutes >= 0)
         _range("lr_decay", self.lr_decay, "in (0, 1]", 0 < self.lr_decay <= 1)
         _range("lr_decay_every", self.lr_decay_every, ">= 1", self.lr_decay_every >= 1)
+        _range("lr_decay_start", self.lr_decay_start, ">= 0", self.lr_decay_start >= 0)
         _range("plateau_patience", self.plateau_patience, ">= 1", self.plateau_patience >= 1)
         _range("warmup_steps", self.warmup_steps, ">= 0", self.warmup_steps >= 0)
         _range("min_lr", self.min_lr, f"in [0, lr={self.lr}]", 0 <= self.min_lr <= self.lr)

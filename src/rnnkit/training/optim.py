@@ -41,8 +41,8 @@ class LRSchedule:
 
     ========== =====================================================================
     none        decay = 1
-    step        decay = lr_decay ** floor(step / lr_decay_every)
-    exponential decay = lr_decay ** (step / lr_decay_every)
+    step        decay = lr_decay ** floor(s / lr_decay_every), s = max(0, step - lr_decay_start)
+    exponential decay = lr_decay ** (s / lr_decay_every)
     cosine      decay from 1 to min_lr/lr along half a cosine over [warmup, total_steps - 1]
     plateau     decay = 1; plateau_scale × lr_decay after plateau_patience validations
                 without improvement (see :meth:`on_eval`)
@@ -60,10 +60,11 @@ class LRSchedule:
 
     def lr(self, step: int) -> float:
         c = self.config
+        decaying = max(step - c.lr_decay_start, 0)
         if c.lr_schedule == "step":
-            decay = c.lr_decay ** (step // c.lr_decay_every)
+            decay = c.lr_decay ** (decaying // c.lr_decay_every)
         elif c.lr_schedule == "exponential":
-            decay = c.lr_decay ** (step / c.lr_decay_every)
+            decay = c.lr_decay ** (decaying / c.lr_decay_every)
         elif c.lr_schedule == "cosine":
             span = max(self.total_steps - 1 - c.warmup_steps, 1)  # the last step gets min_lr
             progress = min(max(step - c.warmup_steps, 0) / span, 1.0)

@@ -294,6 +294,16 @@ class Trainer:
             self._phase = "idle"
         if reason == "interrupted":
             self._log.message(f"interrupted at step {self.step}")
+        elif reason in ("max_steps", "time_budget") and self.val_source is not None:
+            # Report where a cut-short run ended; touches no state a resumed run depends on
+            # (best, patience, schedule), so resume stays exact.
+            with preserve_rng():
+                self.last_val_loss = evaluate(
+                    self.model,
+                    self.val_source,
+                    self.config.eval_batches or None,
+                    device=self.device,
+                )
         if save and reason != "nonfinite_loss" and self._last_saved_step != self.step:
             self._save("last")
         self._elapsed_before, self._t0 = self.elapsed, None

@@ -1,0 +1,173 @@
+"""Language-model quality on real corpora: validation loss after a wall-clock budget.
+
+  shakespeare  Tiny Shakespeare, char level, first 90% train / last 10% validation (nanoGPT's
+               split). Validation loss (nats/char) after --checkpoint-minutes and --minutes.
+               Anchors: nanoGPT's small CPU transformer 1.88 in ~3 min; char-rnn LSTMs
+               ~1.40-1.45; nanoGPT on a GPU 1.47.
+  ptb          Penn Treebank, word level, Zaremba et al.'s small configuration (2x200 LSTM,
+               batch 20, 35 steps, SGD lr 1 halved each epoch after the 4th, clip 5,
+               13 epochs): test perplexity (they report 114.5).
+
+    python benchmarks/lm_quality.py shakespeare --minutes 30 --checkpoint-minutes 3
+    python benchmarks/lm_quality.py ptb --epochs 13
+
+The run is one training run: the Trainer's time budget counts across resumed parts, so the
+3-minute figure is the same run as the 30-minute one, stopped, measured and resumed exactly.
+Prints tokens/s and peak RSS too.
+"""
+
+import argparse
+import math
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from rnnkit.data import StreamBatches, eval_batches, prepare_corpus
+from rnnkit.data.corpus import encode_corpus
+from rnnkit.models.language_model import LanguageModel, LMConfig
+from rnnkit.tasks.lm import LMDataConfig, train_language_model
+from rnnkit.training import TrainConfig, Trainer, evaluate, seed_everything
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def shakespeare(args: argparse.Namespace) -> None:
+    text = DATA / "tinyshakespeare" / "input.txt"
+    out = Path(args.out)
+    model = LMConfig(
+        cell=args.cell,
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+        embedding_size=args.embedding,
+        dropout=args.dropout,
+    )
+    data = LMDataConfig(
+        level="char", seq_length=args.seq_length, batch_size=args.batch_size, val_fraction=0.1
+    )
+    train = TrainConfig(
+        lr=args.lr,
+        grad_clip=5.0,
+        epochs=1000,
+        max_minutes=args.checkpoint_minutes,
+        eval_every=args.eval_every,
+        lr_schedule="plateau",
+        lr_decay=0.5,
+        plateau_patience=2,
+        min_lr=1e-4,
+        progress=False,
+        log_every=100,
+        seed=args.seed,
+    )
+    print(f"model {model}\ndata {data}\ntrain lr={train.lr} clip=5 plateau x0.5 (patience 2)")
+    t0 = time.perf_counter()
+    first = train_language_model(text, out, model, data, train)
+    print(
+        f"after {first.elapsed / 60:.1f} min ({first.steps} steps, {first.epochs:.2f} epochs): "
+        f"validation loss {first.last_val_loss:.4f} nats/char"
+    )
+    train.max_minutes = args.minutes
+    second = train_language_model(text, out, model, data, train, resume=True)
+    tokens = second.steps * data.batch_size * data.seq_length
+    print(
+        f"after {second.elapsed / 60:.1f} min ({second.steps} steps, {second.epochs:.2f} epochs): "
+        f"validation loss {second.last_val_loss:.4f}, best {second.best_val_loss:.4f} "
+        f"(step {second.best_step}) nats/char"
+    )
+    print(
+        f"training throughput {tokens / second.elapsed:,.0f} tokens/s; "
+        f"wall {time.perf_counter() - t0:.0f} s; peak RSS {peak_rss_mb():.0f} MB"
+    )
+
+
+def ptb(args: argparse.Namespace) -> None:
+    root, out = DATA / "ptb", Path(args.out)
+    vocab, train_tokens, _ = prepare_corpus(
+        root / "ptb.train.txt", "word", out / "data", val_fraction=0.0
+    )
+    valid = encode_corpus([root / "ptb.valid.txt"], vocab, out / "data" / "valid.bin").tokens
+    test = encode_corpus([root / "ptb.test.txt"], vocab, out / "data" / "test.bin").tokens
+    seed_everything(args.seed)
+    lm = LanguageModel(
+        LMConfig(
+            vocab_size=len(vocab),
+            cell="lstm",
+            hidden_size=args.hidden,
+            num_layers=2,
+            embedding_size=args.hidden,
+            dropout=args.dropout,
+        )
+    )
+    with torch.no_grad():  # Zaremba et al.: U(-0.1, 0.1) everywhere
+        for p in lm.parameters():
+            p.uniform_(-0.1, 0.1)
+    train_src = StreamBatches(train_tokens, 20, 35)
+    val_src = eval_batches(valid, 20, 35)
+    cfg = TrainConfig(
+        optimizer="sgd",
+        lr=1.0,
+        grad_clip=5.0,
+        epochs=args.epochs,
+        lr_schedule="step",
+        lr_decay=0.5,
+        lr_decay_every=train_src.num_batches(),
+        lr_decay_start=4 * train_src.num_batches(),  # halved each epoch after the 4th
+        warmup_steps=0,
+        max_minutes=args.minutes,
+        progress=False,
+        log_every=500,
+        seed=args.seed,
+    )
+    t0 = time.perf_counter()
+    result = Trainer(
+        lm, train_src, val_src, cfg, out, extra_files={"vocab.json": vocab.to_dict()}
+    ).fit()
+    test_loss = evaluate(lm, eval_batches(test, 20, 35))
+    val_loss = evaluate(lm, val_src)
+    print(
+        f"PTB small ({args.hidden}x2): {result.steps} steps, {result.epochs:.2f} epochs in "
+        f"{(time.perf_counter() - t0) / 60:.1f} min; valid ppl {math.exp(val_loss):.1f}, "
+        f"test ppl {math.exp(test_loss):.1f} (Zaremba et al. small: 120.7 valid, 114.5 test); "
+        f"peak RSS {peak_rss_mb():.0f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="task", required=True)
+    s = sub.add_parser("shakespeare")
+    s.add_argument("--minutes", type=float, default=30.0)
+    s.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    s.add_argument("--cell", default="lstm")
+    s.add_argument("--hidden", type=int, default=512)
+    s.add_argument("--layers", type=int, default=2)
+    s.add_argument("--embedding", type=int, default=64)
+    s.add_argument("--dropout", type=float, default=0.2)
+    s.add_argument("--seq-length", type=int, default=128)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--eval-every", type=int, default=250)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="runs/bench-shakespeare")
+    p = sub.add_parser("ptb")
+    p.add_argument("--hidden", type=int, default=200)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--epochs", type=int, default=13)
+    p.add_argument("--minutes", type=float, default=0.0, help="time budget (0 = none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/bench-ptb")
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        raise SystemExit(f"{DATA} is missing: these benchmarks need ../shared/data")
+    {"shakespeare": shakespeare, "ptb": ptb}[args.task](args)
+
+
+if __name__ == "__main__":
+    main()
