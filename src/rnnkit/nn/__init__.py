@@ -1,5 +1,17 @@
 """Recurrent building blocks: cells (one step) and layers (a sequence)."""
 
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.layers import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.nn.state import detach_state, reset_state_rows
 
-__all__ = ["RNNCell", "LSTMCell", "GRUCell"]
+__all__ = [
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RecurrentLayer",
+    "detach_state",
+    "reset_state_rows",
+]
