@@ -1,0 +1,1 @@
+"""``rnnkit <task> <verb>``: a thin layer over the Python API."""

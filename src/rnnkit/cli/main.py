@@ -1,0 +1,51 @@
+"""Entry point of the ``rnnkit`` command: dispatch ``rnnkit <task> <verb>``.
+
+Every user error is a :class:`~rnnkit.errors.RnnkitError` (or an OS error: a path that cannot
+be read or written): printed on one line, exit status 2, no traceback. Bad flags are argparse's
+business, also status 2. Ctrl-C exits with 130 (a training run has saved its checkpoint first).
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+
+from rnnkit import __version__
+from rnnkit.errors import RnnkitError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rnnkit.cli import lm
+
+    parser = argparse.ArgumentParser(
+        prog="rnnkit", description="Recurrent sequence models: RNN, LSTM, GRU."
+    )
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
+    lm.register(tasks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse itself exits 2 on unknown flags / bad values
+    try:
+        return int(args.run(args) or 0)
+    except RnnkitError as err:
+        print(f"rnnkit: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `rnnkit lm sample … | head`: the reader has gone, stop quietly
+        # Python flushes stdout again at exit and would complain: point it at /dev/null.
+        with contextlib.suppress(OSError, ValueError):  # stdout may be no real file
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as err:  # a path that cannot be read or written (permissions, a full disk)
+        print(f"rnnkit: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

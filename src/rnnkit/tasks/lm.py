@@ -1,0 +1,488 @@
+"""Language modelling end to end: train on any text, then predict and generate.
+
+.. code-block:: python
+
+    from rnnkit.tasks.lm import LMDataConfig, TextGenerator, train_language_model
+    from rnnkit.models.language_model import LMConfig
+    from rnnkit.training import TrainConfig
+
+    train_language_model("input.txt", "runs/shakespeare", LMConfig(hidden_size=512),
+                         LMDataConfig(level="char"), TrainConfig(max_minutes=30))
+    gen = TextGenerator.load("runs/shakespeare")
+    print("".join(gen.sample("ROMEO:", length=200, temperature=0.8)))
+    gen.predict("To be or not to b", top=3)   # [('e', 0.97), ...]
+
+A run directory holds ``best/`` and ``last/`` checkpoints (each with config.json, vocab.json,
+data.json, model.safetensors, trainer state), ``data/`` (the corpus encoded once, memory
+mapped), ``log.csv`` and ``loss_curve.png``. Three ways to start a run:
+
+* fresh: a new vocabulary from the data, a new model;
+* ``resume=True``: continue the run in ``out`` exactly (same model, vocabulary, data position,
+  optimiser and RNG state), e.g. after Ctrl-C or with a larger ``max_steps``;
+* ``TrainConfig(init_from=ckpt)``: a new run (new optimiser, step 0) that starts from the
+  weights of ``ckpt``, with its vocabulary and model shape: fine-tuning on other text.
+"""
+
+import dataclasses
+import math
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnnkit.checkpoint import (
+    dataclass_from_dict,
+    load_extra_file,
+    load_model,
+    read_config,
+    resolve_checkpoint,
+)
+from rnnkit.data import (
+    StreamBatches,
+    Vocab,
+    WindowBatches,
+    build_vocab,
+    corpus_files,
+    encode_corpus,
+    eval_batches,
+    prepare_corpus,
+)
+from rnnkit.decoding import PAD, beam_search, sample
+from rnnkit.errors import RnnkitError
+from rnnkit.inference import StepEngine
+from rnnkit.models.language_model import LanguageModel, LMConfig
+from rnnkit.training import TrainConfig, Trainer, TrainResult, resolve_device, seed_everything
+
+
+@dataclass
+class LMDataConfig:
+    """How text becomes batches. Every field is also a flag of ``rnnkit lm train``."""
+
+    level: str = field(
+        default="char",
+        metadata={"help": "tokens are characters or words", "choices": ["char", "word"]},
+    )
+    seq_length: int = field(default=100, metadata={"help": "T, steps of truncated BPTT per batch"})
+    batch_size: int = field(default=64, metadata={"help": "B, sequences per batch"})
+    val_fraction: float = field(
+        default=0.1, metadata={"help": "last fraction of the corpus kept for validation"}
+    )
+    stateful: bool = field(
+        default=True,
+        metadata={"help": "carry state across batches (contiguous streams) or random windows"},
+    )
+    max_vocab: int = field(default=0, metadata={"help": "cap the vocabulary (0 = no cap)"})
+    min_freq: int = field(default=1, metadata={"help": "drop tokens seen fewer times"})
+
+    def __post_init__(self) -> None:
+        if self.level not in ("char", "word"):
+            raise RnnkitError(f"level must be 'char' or 'word', got {self.level!r}")
+        for name in ("seq_length", "batch_size", "min_freq"):
+            if getattr(self, name) < 1:
+                raise RnnkitError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_vocab < 0:
+            raise RnnkitError(f"max_vocab must be >= 0 (0 = no cap), got {self.max_vocab}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise RnnkitError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+# ---- what a checkpoint holds ------------------------------------------------------------------
+
+
+def load_configs(path: str | Path) -> tuple[LMConfig, LMDataConfig, TrainConfig | None]:
+    """The model, data and training configs saved in a checkpoint (or a run's ``best``/``last``).
+
+    Start from them to change a few fields: ``dataclasses.replace(train, max_steps=5000)``.
+    """
+    ckpt = resolve_checkpoint(path)
+    config = _check_language_model(ckpt)
+    model = dataclass_from_dict(LMConfig, config["model_config"], f"{ckpt}/config.json")
+    data = dataclass_from_dict(
+        LMDataConfig, load_extra_file(ckpt, "data.json"), f"{ckpt}/data.json"
+    )
+    saved_train = config.get("train_config")
+    train = TrainConfig.from_dict(saved_train) if saved_train else None
+    return model, data, train
+
+
+def load_vocab(path: str | Path) -> Vocab:
+    """The vocabulary saved in a checkpoint (or a run's ``best``/``last``)."""
+    ckpt = resolve_checkpoint(path)
+    return Vocab.from_dict(load_extra_file(ckpt, "vocab.json"), source=str(ckpt / "vocab.json"))
+
+
+def _check_language_model(ckpt: Path) -> dict:
+    config = read_config(ckpt)
+    if config["model_type"] != LanguageModel.model_type:
+        raise RnnkitError(
+            f"checkpoint {ckpt} holds a {config['model_type']!r} model, not a language model"
+        )
+    return config
+
+
+def last_checkpoint(out: str | Path) -> Path:
+    """The ``last/`` checkpoint of the run in ``out``, the one a resumed run continues from."""
+    try:
+        return resolve_checkpoint(Path(out) / "last")
+    except RnnkitError:
+        raise RnnkitError(
+            f"nothing to resume in {out}: it holds no last/ checkpoint (start the run without "
+            "resume first)"
+        ) from None
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+
+def train_language_model(
+    data: str | Path,
+    out: str | Path,
+    model: LMConfig | None = None,
+    data_config: LMDataConfig | None = None,
+    train: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+) -> TrainResult:
+    """Train a language model on a text file or a directory of them; checkpoints go to ``out``.
+
+    With ``resume=True`` the run in ``out`` continues exactly where it stopped; ``model`` and
+    ``data_config`` default to the saved ones (and may not differ from them), ``train`` to the
+    saved training config (give one to change e.g. ``max_steps``: see :func:`load_configs`).
+    With ``train.init_from`` the model shape and vocabulary come from that checkpoint.
+    A fresh run in an ``out`` that holds a run replaces that run.
+    """
+    out = Path(out)
+    if resume:
+        return _resume(data, out, model, data_config, train)
+    train = train or TrainConfig()
+    data_config = data_config or LMDataConfig()
+    resolve_device(train.device)  # a wrong device fails now, not after reading the corpus
+    vocab = None
+    if train.init_from:
+        if resolve_checkpoint(train.init_from).resolve().is_relative_to(out.resolve()):
+            raise RnnkitError(
+                f"init_from {train.init_from} lies in {out}, which the new run overwrites: "
+                "copy it elsewhere, or train into another directory"
+            )
+        vocab = load_vocab(train.init_from)
+        model = _fine_tuned_config(train.init_from, model)
+        if data_config.level != vocab.level:
+            raise RnnkitError(
+                f"init_from {train.init_from} is a {vocab.level}-level model, the data config "
+                f"says level={data_config.level!r}"
+            )
+    created = not out.exists()
+    try:  # a run that cannot start leaves no directory behind
+        vocab, train_tokens, val_tokens = prepare_corpus(
+            corpus_files(data, exclude=[out]),  # the run may live inside the data folder
+            data_config.level,
+            out / "data",
+            data_config.val_fraction,
+            max_size=data_config.max_vocab or None,
+            min_freq=data_config.min_freq,
+            vocab=vocab,
+        )
+        train_src, val_src = _sources(train_tokens, val_tokens, data_config, train.seed)
+        model = dataclasses.replace(model or LMConfig(), vocab_size=len(vocab))
+        seed_everything(train.seed)  # the initial weights depend on the seed too
+        extra = {"vocab.json": vocab.to_dict(), "data.json": dataclasses.asdict(data_config)}
+        trainer = Trainer(LanguageModel(model), train_src, val_src, train, out, extra_files=extra)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    # An earlier run's best/ would outlive this run's first checkpoints and be what
+    # TextGenerator.load(out) picks: the new run replaces it (last/ is overwritten anyway).
+    for stale in (out / "best", out / "best.old"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return trainer.fit()
+
+
+def _resume(data, out: Path, model, data_config, train) -> TrainResult:
+    ckpt = last_checkpoint(out)
+    saved_model, saved_data, saved_train = load_configs(ckpt)
+    for what, given, saved in (("model", model, saved_model), ("data", data_config, saved_data)):
+        changed = _differences(given, saved) if given is not None else []
+        if changed:
+            raise RnnkitError(
+                f"a resumed run keeps its {what} config; {', '.join(changed)}: start a new run "
+                "(init_from to keep the weights) to change them"
+            )
+    vocab = load_vocab(ckpt)
+    files = corpus_files(data, exclude=[out])
+    fresh = build_vocab(files, saved_data.level, saved_data.max_vocab or None, saved_data.min_freq)
+    if fresh != vocab:
+        raise RnnkitError(
+            f"{data} is not the data the run in {out} was trained on: its vocabulary differs "
+            f"({_vocab_difference(fresh, vocab)}); resume needs the same data"
+        )
+    _, train_tokens, val_tokens = prepare_corpus(
+        files, saved_data.level, out / "data", saved_data.val_fraction, vocab=vocab
+    )
+    train = train or saved_train or TrainConfig()
+    train_src, val_src = _sources(train_tokens, val_tokens, saved_data, train.seed)
+    return Trainer.resume(ckpt, train_src, val_src, config=train).fit()
+
+
+def _fine_tuned_config(init_from: str, model: LMConfig | None) -> LMConfig:
+    """The checkpoint's model config; ``model`` may change its dropout, not its shape."""
+    saved, _, _ = load_configs(init_from)
+    if model is None:
+        return saved
+    changed = _differences(dataclasses.replace(model, dropout=saved.dropout), saved)
+    if changed:
+        raise RnnkitError(
+            f"init_from {init_from} fixes the model's shape; {', '.join(changed)} (leave them "
+            "out to take the checkpoint's)"
+        )
+    return dataclasses.replace(saved, dropout=model.dropout)
+
+
+def _differences(given, saved) -> list[str]:
+    """'name X (saved Y)' for each field of two configs that differs (vocab_size aside)."""
+    return [
+        f"{f.name} {getattr(given, f.name)!r} (saved {getattr(saved, f.name)!r})"
+        for f in dataclasses.fields(saved)
+        if f.name != "vocab_size" and getattr(given, f.name) != getattr(saved, f.name)
+    ]
+
+
+def _vocab_difference(new: Vocab, old: Vocab) -> str:
+    added = sorted(set(new.itos) - set(old.itos))
+    gone = sorted(set(old.itos) - set(new.itos))
+    parts = [f"{len(new)} tokens, the run's {len(old)}"]
+    if added:
+        parts.append(f"new: {', '.join(map(repr, added[:5]))}{' ...' if len(added) > 5 else ''}")
+    if gone:
+        parts.append(f"missing: {', '.join(map(repr, gone[:5]))}{' ...' if len(gone) > 5 else ''}")
+    if not added and not gone:
+        parts.append("the same tokens in another order: their counts differ")
+    return "; ".join(parts)
+
+
+def _sources(train_tokens, val_tokens, data: LMDataConfig, seed: int):
+    if data.stateful:
+        train = StreamBatches(train_tokens, data.batch_size, data.seq_length, "the training data")
+    else:
+        train = WindowBatches(
+            train_tokens, data.batch_size, data.seq_length, seed, name="the training data"
+        )
+    val = eval_batches(val_tokens, data.batch_size, data.seq_length)
+    return train, val
+
+
+# ---- generation -------------------------------------------------------------------------------
+
+
+class TextGenerator:
+    """Prediction and generation with a trained language model, on the CPU step engine.
+
+    Args:
+        model: a :class:`LanguageModel` (its weights are copied into the engine; the model
+            itself is left where it is, on any device).
+        vocab: the vocabulary it was trained with.
+    """
+
+    def __init__(self, model: LanguageModel, vocab: Vocab) -> None:
+        if model.config.vocab_size != len(vocab):
+            raise RnnkitError(
+                f"the model predicts {model.config.vocab_size} tokens but the vocabulary has "
+                f"{len(vocab)}"
+            )
+        self.model = model
+        self.vocab = vocab
+        self.engine = StepEngine.from_language_model(model)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TextGenerator":
+        """From a run directory (uses ``best/``, else ``last/``) or a checkpoint directory."""
+        ckpt = resolve_checkpoint(path)
+        _check_language_model(ckpt)
+        model = load_model(ckpt, map_location="cpu", expected_type=LanguageModel.model_type)
+        return cls(model, load_vocab(ckpt))
+
+    # ---- the prompt -------------------------------------------------------------------------
+
+    def _start_ids(self, prime: str) -> list[int]:
+        ids = self.vocab.encode_array(prime, where="the prime").tolist() if prime else []
+        if ids:
+            return ids
+        # Nothing to condition on: start as at a line break (word level: after <eos>).
+        if self.vocab.eos_id is not None:
+            return [self.vocab.eos_id]
+        return [self.vocab.stoi.get("\n", 0)]
+
+    def prime(self, prime: str, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Log-probs (batch, V) of the token after ``prime`` and the engine state after it."""
+        ids = np.asarray(self._start_ids(prime), dtype=np.int64)
+        return self.engine.prime(np.broadcast_to(ids, (batch, len(ids))).copy())
+
+    def _text(self, tokens: Iterable[int], prime: str) -> Iterator[str]:
+        """The text of each token as it continues ``prime``: at word level a space goes
+        between two words, none after a line break (``<eos>``) or after a prime ending in one."""
+        after_break = not prime or prime[-1].isspace()
+        for token in tokens:
+            text = self.vocab.decode([token])
+            if self.vocab.level == "word":
+                if not (after_break or text == "\n"):
+                    text = " " + text
+                after_break = text == "\n"
+            yield text
+
+    # ---- generation -------------------------------------------------------------------------
+
+    def sample(
+        self,
+        prime: str = "",
+        length: int = 200,
+        *,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+        seed: int | None = None,
+        stop: str | None = None,
+    ) -> Iterator[str]:
+        """Stream the continuation of ``prime``, one token's text at a time.
+
+        ``greedy`` (or temperature 0) takes the most probable token; ``stop`` ends the text
+        after the first occurrence of that string in the generated text. Memory is constant
+        in ``length``.
+        """
+        if length < 1:
+            raise RnnkitError(f"length must be >= 1 token, got {length}")
+        log_probs, state = self.prime(prime)
+        stream = sample(
+            self.engine,
+            state,
+            log_probs,
+            length,
+            temperature=0.0 if greedy else temperature,
+            top_k=top_k,
+            top_p=top_p,
+            rng=np.random.default_rng(seed),
+        )
+        tokens = (int(t[0]) for t in stream if t[0] != PAD)
+        tail = ""  # the last len(stop) characters, to find a stop string cut between tokens
+        for piece in self._text(tokens, prime):
+            if stop:
+                tail += piece
+                at = tail.find(stop)
+                if at >= 0:  # keep the piece up to the end of the stop string
+                    yield piece[: len(piece) - (len(tail) - at - len(stop))]
+                    return
+                tail = tail[-len(stop) :]
+            yield piece
+
+    def beam(
+        self,
+        prime: str = "",
+        length: int = 50,
+        width: int = 8,
+        *,
+        n_best: int = 1,
+        length_penalty: float = 0.0,
+    ) -> list[tuple[str, float]]:
+        """The ``n_best`` most probable continuations of ``prime`` (text, log-probability).
+
+        At word level a continuation ends at ``<eos>`` (the line break is not in the text).
+        """
+        if length < 1:
+            raise RnnkitError(f"length must be >= 1 token, got {length}")
+        log_probs, state = self.prime(prime)
+        eos = self.vocab.eos_id
+        hyps = beam_search(
+            self.engine,
+            state,
+            log_probs,
+            length,
+            width,
+            n_best=n_best,
+            stop_tokens=[] if eos is None else [eos],
+            length_penalty=length_penalty,
+        )[0]
+        out = []
+        for h in hyps:
+            tokens = h.tokens[:-1] if h.tokens and h.tokens[-1] == eos else h.tokens
+            out.append(("".join(self._text(tokens, prime)), float(h.log_prob)))
+        return out
+
+    def predict(self, prefix: str = "", top: int = 5) -> list[tuple[str, float]]:
+        """The ``top`` most likely next tokens after ``prefix``, with their probabilities."""
+        if top < 1:
+            raise RnnkitError(f"top must be >= 1, got {top}")
+        log_probs, _ = self.prime(prefix)
+        lp = log_probs[0]
+        best = np.argsort(-lp, kind="stable")[:top]
+        return [(self.vocab.itos[i], float(np.exp(lp[i]))) for i in best]
+
+
+# ---- evaluation -------------------------------------------------------------------------------
+
+
+def evaluate_language_model(
+    path: str | Path, data: str | Path, batch_size: int = 0, seq_length: int = 0
+) -> dict:
+    """Loss of a trained model on a text: nats/token, bits/token (= bits/char at char level),
+    perplexity, and how many tokens were scored (all but the first).
+
+    The text is read as ``batch_size`` streams of ``seq_length`` tokens at a time with the
+    state carried (default: the training sizes; a stream starts from a zero state, so fewer
+    streams give a slightly lower loss).
+    """
+    if batch_size < 0 or seq_length < 0:
+        raise RnnkitError(
+            f"batch_size and seq_length must be >= 0 (0 = as trained), got {batch_size} "
+            f"and {seq_length}"
+        )
+    ckpt = resolve_checkpoint(path)
+    _, saved, _ = load_configs(ckpt)
+    model = load_model(ckpt, map_location="cpu", expected_type=LanguageModel.model_type)
+    vocab = load_vocab(ckpt)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokens = np.array(encode_corpus(corpus_files(data), vocab, Path(tmp) / "tokens.bin").tokens)
+    if len(tokens) < 2:
+        raise RnnkitError(f"{data} holds {len(tokens)} token: at least 2 are needed to score one")
+    nats = _total_loss(
+        model, tokens, batch_size or saved.batch_size, seq_length or saved.seq_length
+    )
+    loss = nats / (len(tokens) - 1)
+    bits = loss / math.log(2)
+    return {
+        "loss": loss,
+        "bits_per_token": bits,
+        "bits_per_char" if vocab.level == "char" else "bits_per_word": bits,
+        "perplexity": math.exp(loss),
+        "tokens": len(tokens) - 1,
+        "level": vocab.level,
+    }
+
+
+@torch.no_grad()
+def _total_loss(model: LanguageModel, tokens: np.ndarray, batch_size: int, seq_length: int):
+    """Summed cross-entropy (nats) of predicting tokens[1:] from what precedes each.
+
+    The n predictions are cut into B contiguous streams of L = n // B (B at most n // T, so a
+    stream holds T tokens at least), read T at a time with the state carried; the n - B·L left
+    over continue the last stream. Every token is scored once.
+    """
+    model.eval()
+    ids = torch.from_numpy(tokens.astype(np.int64))
+    n, T = len(ids) - 1, seq_length
+    B = max(1, min(batch_size, n // T))
+    L = n // B
+    x, y = ids[: B * L].view(B, L), ids[1 : B * L + 1].view(B, L)
+    total, state = torch.zeros((), dtype=torch.float64), None
+    for t in range(0, L, T):
+        logits, state = model(x[:, t : t + T], state)
+        total += F.cross_entropy(logits.flatten(0, 1), y[:, t : t + T].flatten(), reduction="sum")
+    if n > B * L:  # the tail: state (num_layers, B, N) keeps only its last row, the last stream
+        state = tuple(s[:, -1:] for s in state) if isinstance(state, tuple) else state[:, -1:]
+        logits, _ = model(ids[None, B * L : n], state)
+        total += F.cross_entropy(logits[0], ids[B * L + 1 :], reduction="sum")
+    return float(total)
