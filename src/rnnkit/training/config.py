@@ -6,7 +6,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rnnkit.errors import RnnkitError
@@ -53,34 +53,72 @@ class TrainConfig:
         init_from: checkpoint whose weights start a fresh run (fine-tuning), '' = none.
     """
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    rmsprop_alpha: float = 0.99
-    grad_clip: float = 5.0
-    clip_mode: str = "norm"
-    epochs: int = 10
-    max_steps: int = 0
-    max_minutes: float = 0.0
-    lr_schedule: str = "none"
-    lr_decay: float = 0.5
-    lr_decay_every: int = 1000
-    lr_decay_start: int = 0
-    plateau_patience: int = 1
-    warmup_steps: int = 0
-    min_lr: float = 0.0
-    eval_every: int = 0
-    eval_batches: int = 0
-    early_stopping_patience: int = 0
-    seed: int = 0
-    device: str = "auto"
-    log_every: int = 50
-    progress: bool = True
-    tensorboard: bool = False
-    save_every: int = 0
-    init_from: str = ""
+    optimizer: str = field(
+        default="adam", metadata={"help": "optimiser", "choices": list(OPTIMIZERS)}
+    )
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "L2 penalty (decoupled for adamw)"})
+    momentum: float = field(default=0.0, metadata={"help": "momentum of sgd and rmsprop"})
+    betas: tuple[float, float] = field(
+        default=(0.9, 0.999), metadata={"help": "Adam's (beta1, beta2)", "cli": False}
+    )
+    rmsprop_alpha: float = field(default=0.99, metadata={"help": "RMSprop's smoothing constant"})
+    grad_clip: float = field(default=5.0, metadata={"help": "clip threshold, 0 = off"})
+    clip_mode: str = field(
+        default="norm",
+        metadata={
+            "help": "clip the global gradient norm or each value",
+            "choices": list(CLIP_MODES),
+        },
+    )
+    epochs: int = field(default=10, metadata={"help": "passes over the training data"})
+    max_steps: int = field(
+        default=0, metadata={"help": "stop after this many optimizer steps, 0 = no limit"}
+    )
+    max_minutes: float = field(
+        default=0.0, metadata={"help": "wall-clock budget over all resumed parts, 0 = none"}
+    )
+    lr_schedule: str = field(
+        default="none", metadata={"help": "learning-rate schedule", "choices": list(SCHEDULES)}
+    )
+    lr_decay: float = field(
+        default=0.5, metadata={"help": "factor of the step/exponential/plateau schedules"}
+    )
+    lr_decay_every: int = field(
+        default=1000, metadata={"help": "steps per decay of the step/exponential schedules"}
+    )
+    lr_decay_start: int = field(
+        default=0, metadata={"help": "steps before the step/exponential decay begins"}
+    )
+    plateau_patience: int = field(
+        default=1, metadata={"help": "validations without improvement before a plateau decay"}
+    )
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps"})
+    min_lr: float = field(default=0.0, metadata={"help": "floor of every schedule"})
+    eval_every: int = field(
+        default=0, metadata={"help": "validate every this many steps (0 = at epoch ends only)"}
+    )
+    eval_batches: int = field(
+        default=0, metadata={"help": "validate on at most this many batches, 0 = all"}
+    )
+    early_stopping_patience: int = field(
+        default=0,
+        metadata={"help": "stop after this many validations without improvement, 0 = off"},
+    )
+    seed: int = field(default=0, metadata={"help": "seed of every random number generator"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
+    log_every: int = field(default=50, metadata={"help": "steps per log row"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    tensorboard: bool = field(
+        default=False, metadata={"help": "write TensorBoard events (if installed)"}
+    )
+    save_every: int = field(
+        default=0,
+        metadata={"help": "also save last/ every this many steps, 0 = at validations and the end"},
+    )
+    init_from: str = field(
+        default="", metadata={"help": "start from the weights of this checkpoint (fine-tuning)"}
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.betas, list):
