@@ -159,3 +159,16 @@ def test_an_untrained_model_predicts_about_uniformly():
     # The initial loss of a language model is ~ln V: a quick guard against a broken head.
     loss = make().compute_loss((tokens(B=8, T=20), tokens(B=8, T=20, seed=3))).loss.item()
     assert abs(loss - math.log(V)) < 0.3
+
+
+def test_gru_reset_after_runs_on_the_fused_kernel_and_matches_scan():
+    cfg = LMConfig(vocab_size=7, cell="gru", hidden_size=8, num_layers=2, embedding_size=4)
+    textbook = LanguageModel(cfg)
+    assert textbook.rnn.native_blocker() is not None  # textbook GRU: scan engine
+    cuDNN = LanguageModel(dataclasses.replace(cfg, reset_after=True))
+    assert cuDNN.rnn.native_blocker() is None
+    tokens = torch.randint(0, 7, (3, 5))
+    logits, _ = cuDNN(tokens)
+    cuDNN.rnn.engine = "scan"
+    scanned, _ = cuDNN(tokens)
+    torch.testing.assert_close(logits, scanned, atol=1e-5, rtol=1e-5)

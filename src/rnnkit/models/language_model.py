@@ -45,6 +45,10 @@ class LMConfig:
     dropout: float = field(
         default=0.0, metadata={"help": "dropout on embeddings, between layers and before the head"}
     )
+    reset_after: bool = field(
+        default=False,
+        metadata={"help": "GRU only: the cuDNN form (reset after the product, fused kernel)"},
+    )
     tie_weights: bool = field(
         default=False,
         metadata={"help": "share the embedding and output matrices (needs E = N)"},
@@ -81,8 +85,9 @@ class LanguageModel(nn.Module):
         self.config = config
         V, E, N = config.vocab_size, config.embedding_size, config.hidden_size
         self.embedding = nn.Embedding(V, E) if E > 0 else None
+        options = {"reset_after": config.reset_after} if config.cell == "gru" else {}
         self.rnn = LAYERS[config.cell](
-            E or V, N, num_layers=config.num_layers, dropout=config.dropout, batch_first=True
+            E or V, N, num_layers=config.num_layers, dropout=config.dropout, **options
         )
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(N, V)
