@@ -12,7 +12,8 @@ from pathlib import Path
 
 from rnnkit.models.language_model import LMConfig
 from rnnkit.summary import summary
-from rnnkit.tasks.lm import LMDataConfig, TextGenerator, train_language_model
+from rnnkit.tasks.lm import LMDataConfig, train_language_model
+from rnnkit.tasks.text_generator import TextGenerator
 from rnnkit.training import TrainConfig
 
 

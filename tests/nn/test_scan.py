@@ -8,6 +8,7 @@ import torch
 
 from rnnkit.nn.activations import ACTIVATIONS, activation
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.engines import scan_functions
 from rnnkit.nn.engines.scan import scan_layer
 
 ACTS = sorted(ACTIVATIONS)
@@ -214,3 +215,58 @@ def test_gradcheck(kind, kw, reverse):
         )
 
     assert torch.autograd.gradcheck(fn, (x, *st, *params))
+
+
+@pytest.mark.parametrize(
+    "kind,kw", [("rnn", {}), ("lstm", {}), ("gru", {}), ("gru", {"reset_after": True})]
+)
+@pytest.mark.parametrize("steps_per_run", [1, 2])
+def test_runs_of_steps(monkeypatch, kind, kw, steps_per_run):
+    """The backward factors are computed per run of steps; runs that do not divide T."""
+    cell = make_cell(kind, 3, 4, **kw)
+    T, B = 5, 3
+    row_bytes = B * cell.weight_hh.shape[0] * 8
+    monkeypatch.setattr(scan_functions, "CHUNK_BYTES", steps_per_run * row_bytes)
+    x = torch.randn(T, B, 3, dtype=torch.float64, requires_grad=True)
+    mask = (torch.rand(B, 4) > 0.3).double() / 0.7
+    for reverse in (False, True):
+        compare(
+            cell, x, make_state(kind, B, 4, torch.float64), 1e-10,
+            lengths=torch.tensor([5, 2, 3]), reverse=reverse, dropout_mask=mask,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_no_grad_and_partial_grads(kind):
+    """Inference keeps nothing for backward and gives the same numbers; frozen inputs work."""
+    cell = make_cell(kind, 3, 4, dtype=torch.float32)
+    x = torch.randn(6, 2, 3)
+    state0 = make_state(kind, 2, 4, torch.float32, requires_grad=False)
+    with torch.no_grad():
+        out_ng, fin_ng = scan_layer(cell, x, state0, reverse=True)
+    out, fin = scan_layer(cell, x, state0, reverse=True)
+    torch.testing.assert_close(out_ng, out.detach())
+    want = reference(cell, x, state0, reverse=True)[0]
+    torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-5)
+    # only the recurrent weight asks for a gradient
+    for p in (cell.weight_ih, cell.bias):
+        p.requires_grad_(False)
+    (g,) = torch.autograd.grad(out.sum(), [cell.weight_hh])
+    (g_ref,) = torch.autograd.grad(want.sum(), [cell.weight_hh])
+    torch.testing.assert_close(g, g_ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_packed_products_match_plain(monkeypatch, kind):
+    """float32 on CPU runs the per-step products MKL-packed; same numbers as plain products."""
+    cell = make_cell(kind, 8, 16, dtype=torch.float32)
+    x = torch.randn(7, 5, 8, requires_grad=True)
+    state0 = make_state(kind, 5, 16, torch.float32)
+    results = []
+    for packed in (True, False):
+        monkeypatch.setattr(scan_functions, "USE_MKL_PACKED", packed)
+        got = flat(*scan_layer(cell, x, state0))
+        grads = torch.autograd.grad(sum(g.sum() for g in got), leaves(cell, x, state0))
+        results.append([*got, *grads])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

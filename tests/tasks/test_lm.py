@@ -16,12 +16,12 @@ from rnnkit.errors import RnnkitError
 from rnnkit.models.language_model import LanguageModel, LMConfig
 from rnnkit.tasks.lm import (
     LMDataConfig,
-    TextGenerator,
     evaluate_language_model,
     load_configs,
     load_vocab,
     train_language_model,
 )
+from rnnkit.tasks.text_generator import TextGenerator
 from rnnkit.training import TrainConfig
 
 SMALL = dict(hidden_size=24, num_layers=1, embedding_size=8)
@@ -416,3 +416,18 @@ def test_generator_rejects_a_vocabulary_of_another_size(char_run):
     with pytest.raises(RnnkitError, match="the vocabulary has"):
         TextGenerator(gen.model, Vocab.from_text("abc", "char"))
     np.testing.assert_allclose(np.exp(gen.prime("the")[0]).sum(), 1.0, rtol=1e-5)
+
+
+def test_suggest_completes_the_word_being_typed(char_run, word_run):
+    chars = TextGenerator.load(char_run[0])
+    for word, p in chars.suggest("the ca", top=3):
+        assert word.startswith("ca") and len(word) > 2 and 0 < p <= 1
+        assert all(ch.isalnum() or ch == "_" for ch in word)
+    words = TextGenerator.load(word_run[0])
+    got = words.suggest("the c", top=5)
+    assert got and all(w.startswith("c") for w, _ in got)
+    probs = [p for _, p in got]
+    assert probs == sorted(probs, reverse=True)
+    after_space = words.suggest("the ", top=3)
+    predicted = [w for w, _ in words.predict("the ", 6) if w not in ("<eos>", "<unk>")]
+    assert [w for w, _ in after_space] == predicted[:3]  # next words, specials left out

@@ -129,7 +129,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.lm import TextGenerator
+    from rnnkit.tasks.text_generator import TextGenerator
 
     cfg = dataclass_from_args(SampleConfig, args)
     if cfg.num_samples < 1:
@@ -170,7 +170,7 @@ def _show_predictions(preds: list[tuple[str, float]], as_json: bool) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.lm import TextGenerator
+    from rnnkit.tasks.text_generator import TextGenerator
 
     if args.top < 1:
         raise RnnkitError(f"--top must be >= 1, got {args.top}")
@@ -178,6 +178,8 @@ def _predict(args: argparse.Namespace) -> int:
     if args.prefix is not None:
         _show_predictions(gen.predict(args.prefix, args.top), args.json)
         return 0
+    if sys.stdin.isatty() and not args.json:
+        return _type_ahead(gen, args.top)
     # The banner goes to stderr so that stdout holds only predictions (one block per line read).
     print(
         "type text and press Enter for the next-token suggestions; Ctrl-D to quit", file=sys.stderr
@@ -189,6 +191,49 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"rnnkit: error: {err}", file=sys.stderr)
             continue
         _show_predictions(preds, args.json)
+    return 0
+
+
+def _type_ahead(gen, top: int) -> int:
+    """Suggest whole words under the cursor line as you type (a terminal in raw mode)."""
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    text = ""
+    print("type; suggestions follow each key. Tab takes the first, Enter starts over, Ctrl-D quits")
+    try:
+        tty.setcbreak(fd)
+        while True:
+            try:
+                hint = "  |  ".join(w for w, _ in gen.suggest(text, top))
+            except RnnkitError as err:
+                hint = f"({err})"
+            sys.stdout.write(f"\r\033[K> {text}\033[2m   [{hint}]\033[0m")
+            sys.stdout.flush()
+            key = sys.stdin.read(1)
+            if key in ("", "\x04"):
+                break
+            if key in ("\x7f", "\b"):
+                text = text[:-1]
+            elif key in ("\r", "\n"):
+                sys.stdout.write("\n")
+                text = ""
+            elif key == "\t":
+                words = gen.suggest(text, 1)
+                if words:
+                    cut = (
+                        len(text) - len(text.split()[-1])
+                        if text and not text[-1].isspace()
+                        else len(text)
+                    )
+                    text = text[:cut] + words[0][0] + " "
+            elif key.isprintable():
+                text += key
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        sys.stdout.write("\n")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 .. code-block:: python
 
-    from rnnkit.tasks.lm import LMDataConfig, TextGenerator, train_language_model
+    from rnnkit.tasks.lm import LMDataConfig, train_language_model
+    from rnnkit.tasks.text_generator import TextGenerator
     from rnnkit.models.language_model import LMConfig
     from rnnkit.training import TrainConfig
 
@@ -27,7 +28,6 @@ import dataclasses
 import math
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,9 +52,7 @@ from rnnkit.data import (
     eval_batches,
     prepare_corpus,
 )
-from rnnkit.decoding import PAD, beam_search, sample
 from rnnkit.errors import RnnkitError
-from rnnkit.inference import StepEngine
 from rnnkit.models.language_model import LanguageModel, LMConfig
 from rnnkit.training import TrainConfig, Trainer, TrainResult, resolve_device, seed_everything
 
@@ -277,149 +275,6 @@ def _sources(train_tokens, val_tokens, data: LMDataConfig, seed: int):
 
 
 # ---- generation -------------------------------------------------------------------------------
-
-
-class TextGenerator:
-    """Prediction and generation with a trained language model, on the CPU step engine.
-
-    Args:
-        model: a :class:`LanguageModel` (its weights are copied into the engine; the model
-            itself is left where it is, on any device).
-        vocab: the vocabulary it was trained with.
-    """
-
-    def __init__(self, model: LanguageModel, vocab: Vocab) -> None:
-        if model.config.vocab_size != len(vocab):
-            raise RnnkitError(
-                f"the model predicts {model.config.vocab_size} tokens but the vocabulary has "
-                f"{len(vocab)}"
-            )
-        self.model = model
-        self.vocab = vocab
-        self.engine = StepEngine.from_language_model(model)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TextGenerator":
-        """From a run directory (uses ``best/``, else ``last/``) or a checkpoint directory."""
-        ckpt = resolve_checkpoint(path)
-        _check_language_model(ckpt)
-        model = load_model(ckpt, map_location="cpu", expected_type=LanguageModel.model_type)
-        return cls(model, load_vocab(ckpt))
-
-    # ---- the prompt -------------------------------------------------------------------------
-
-    def _start_ids(self, prime: str) -> list[int]:
-        ids = self.vocab.encode_array(prime, where="the prime").tolist() if prime else []
-        if ids:
-            return ids
-        # Nothing to condition on: start as at a line break (word level: after <eos>).
-        if self.vocab.eos_id is not None:
-            return [self.vocab.eos_id]
-        return [self.vocab.stoi.get("\n", 0)]
-
-    def prime(self, prime: str, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Log-probs (batch, V) of the token after ``prime`` and the engine state after it."""
-        ids = np.asarray(self._start_ids(prime), dtype=np.int64)
-        return self.engine.prime(np.broadcast_to(ids, (batch, len(ids))).copy())
-
-    def _text(self, tokens: Iterable[int], prime: str) -> Iterator[str]:
-        """The text of each token as it continues ``prime``: at word level a space goes
-        between two words, none after a line break (``<eos>``) or after a prime ending in one."""
-        after_break = not prime or prime[-1].isspace()
-        for token in tokens:
-            text = self.vocab.decode([token])
-            if self.vocab.level == "word":
-                if not (after_break or text == "\n"):
-                    text = " " + text
-                after_break = text == "\n"
-            yield text
-
-    # ---- generation -------------------------------------------------------------------------
-
-    def sample(
-        self,
-        prime: str = "",
-        length: int = 200,
-        *,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        greedy: bool = False,
-        seed: int | None = None,
-        stop: str | None = None,
-    ) -> Iterator[str]:
-        """Stream the continuation of ``prime``, one token's text at a time.
-
-        ``greedy`` (or temperature 0) takes the most probable token; ``stop`` ends the text
-        after the first occurrence of that string in the generated text. Memory is constant
-        in ``length``.
-        """
-        if length < 1:
-            raise RnnkitError(f"length must be >= 1 token, got {length}")
-        log_probs, state = self.prime(prime)
-        stream = sample(
-            self.engine,
-            state,
-            log_probs,
-            length,
-            temperature=0.0 if greedy else temperature,
-            top_k=top_k,
-            top_p=top_p,
-            rng=np.random.default_rng(seed),
-        )
-        tokens = (int(t[0]) for t in stream if t[0] != PAD)
-        tail = ""  # the last len(stop) characters, to find a stop string cut between tokens
-        for piece in self._text(tokens, prime):
-            if stop:
-                tail += piece
-                at = tail.find(stop)
-                if at >= 0:  # keep the piece up to the end of the stop string
-                    yield piece[: len(piece) - (len(tail) - at - len(stop))]
-                    return
-                tail = tail[-len(stop) :]
-            yield piece
-
-    def beam(
-        self,
-        prime: str = "",
-        length: int = 50,
-        width: int = 8,
-        *,
-        n_best: int = 1,
-        length_penalty: float = 0.0,
-    ) -> list[tuple[str, float]]:
-        """The ``n_best`` most probable continuations of ``prime`` (text, log-probability).
-
-        At word level a continuation ends at ``<eos>`` (the line break is not in the text).
-        """
-        if length < 1:
-            raise RnnkitError(f"length must be >= 1 token, got {length}")
-        log_probs, state = self.prime(prime)
-        eos = self.vocab.eos_id
-        hyps = beam_search(
-            self.engine,
-            state,
-            log_probs,
-            length,
-            width,
-            n_best=n_best,
-            stop_tokens=[] if eos is None else [eos],
-            length_penalty=length_penalty,
-        )[0]
-        out = []
-        for h in hyps:
-            tokens = h.tokens[:-1] if h.tokens and h.tokens[-1] == eos else h.tokens
-            out.append(("".join(self._text(tokens, prime)), float(h.log_prob)))
-        return out
-
-    def predict(self, prefix: str = "", top: int = 5) -> list[tuple[str, float]]:
-        """The ``top`` most likely next tokens after ``prefix``, with their probabilities."""
-        if top < 1:
-            raise RnnkitError(f"top must be >= 1, got {top}")
-        log_probs, _ = self.prime(prefix)
-        lp = log_probs[0]
-        best = np.argsort(-lp, kind="stable")[:top]
-        return [(self.vocab.itos[i], float(np.exp(lp[i]))) for i in best]
 
 
 # ---- evaluation -------------------------------------------------------------------------------
