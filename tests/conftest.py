@@ -1,5 +1,8 @@
-"""Shared fixtures: the read-only datasets beside the repository, and deterministic seeds."""
+"""Shared fixtures: the read-only datasets beside the repository, deterministic seeds, and one
+thread for torch (the tests' models are tiny: a second thread only adds synchronisation, and
+on a busy machine spin-waiting OpenMP threads make tiny steps 10-100x slower)."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,3 +23,7 @@ def shared_data() -> Path:
 def _seed() -> None:
     """Every test starts from the same random state, so failures reproduce."""
     torch.manual_seed(0)
+
+
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # for the CLI tests' subprocesses

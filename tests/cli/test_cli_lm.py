@@ -33,14 +33,6 @@ ENV = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def write_corpus(path, lines=120, seed=0, words=WORDS):
     rng = random.Random(seed)
     text = "".join(" ".join(rng.choice(words) for _ in range(5)) + "\n" for _ in range(lines))
@@ -83,7 +75,6 @@ def same_weights(a, b) -> bool:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A char-level and a word-level run, trained through the CLI."""
-    torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("runs")
     char_corpus = write_corpus(tmp / "char.txt")
     word_corpus = write_corpus(tmp / "word.txt", lines=200)

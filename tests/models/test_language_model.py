@@ -14,14 +14,6 @@ from rnnkit.models.language_model import LanguageModel, LMConfig
 V = 11
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make(cell="lstm", **kw) -> LanguageModel:
     base = dict(vocab_size=V, cell=cell, hidden_size=16, num_layers=2, embedding_size=8)
     return LanguageModel(LMConfig(**{**base, **kw})).eval()

@@ -45,14 +45,6 @@ WORDS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def write_corpus(path, lines=150, seed=0, words=WORDS):
     rng = random.Random(seed)
     text = "".join(" ".join(rng.choice(words) for _ in range(6)) + "\n" for _ in range(lines))
@@ -72,7 +64,6 @@ def data_cfg(**kw) -> LMDataConfig:
 @pytest.fixture(scope="module")
 def char_run(tmp_path_factory):
     """A char-level LSTM trained for two short epochs on text with CJK and emoji."""
-    torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("char")
     corpus = write_corpus(tmp / "corpus.txt")
     result = train_language_model(corpus, tmp / "run", LMConfig(**SMALL), data_cfg(), train_cfg())
@@ -81,7 +72,6 @@ def char_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def word_run(tmp_path_factory):
-    torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("word")
     corpus = write_corpus(tmp / "corpus.txt", lines=200, words=WORDS + ["rare"])
     with open(corpus, "a", encoding="utf-8") as f:

@@ -15,15 +15,6 @@ from rnnkit.errors import RnnkitError
 from rnnkit.training import Trainer
 from rnnkit.training.rng import capture_rng, restore_rng
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 N = 13  # total steps: 2.6 epochs of 5 batches
 SOURCES = {"stateful": StreamSource, "stateless": WindowSource}
 

@@ -21,16 +21,6 @@ from rnnkit.training import (
     evaluate,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one thread is ~10-100x faster than two fighting."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 V = 11  # vocabulary
 H = 16  # hidden size (= embedding size: the output layer is tied to the embedding)
 
