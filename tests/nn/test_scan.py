@@ -8,7 +8,7 @@ import torch
 
 from rnnkit.nn.activations import ACTIVATIONS, activation
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
-from rnnkit.nn.engines import scan_functions
+from rnnkit.nn.engines import scan_functions, scan_ops
 from rnnkit.nn.engines.scan import scan_layer
 
 ACTS = sorted(ACTIVATIONS)
@@ -264,9 +264,44 @@ def test_packed_products_match_plain(monkeypatch, kind):
     state0 = make_state(kind, 5, 16, torch.float32)
     results = []
     for packed in (True, False):
-        monkeypatch.setattr(scan_functions, "USE_MKL_PACKED", packed)
+        monkeypatch.setattr(scan_ops, "USE_MKL_PACKED", packed)
         got = flat(*scan_layer(cell, x, state0))
         grads = torch.autograd.grad(sum(g.sum() for g in got), leaves(cell, x, state0))
         results.append([*got, *grads])
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_thread_count_restored(monkeypatch):
+    """The loops run small operations on one thread; the caller's setting comes back."""
+    cell = make_cell("lstm", 8, 16, dtype=torch.float32)
+    x = torch.randn(6, 4, 8, requires_grad=True)
+    state0 = make_state("lstm", 4, 16, torch.float32)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = []
+        for serial in (True, False):
+            monkeypatch.setattr(scan_ops, "SERIAL_STEPS", serial)
+            out, (h, c) = scan_layer(cell, x, state0, reverse=True)
+            assert torch.get_num_threads() == 2
+            (g,) = torch.autograd.grad((out.sum() + c.sum()), [cell.weight_hh])
+            assert torch.get_num_threads() == 2
+            results.append((out, g))
+        torch.testing.assert_close(results[0], results[1])
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_retain_graph_twice(kind):
+    """A kept graph gives the same gradients on a second backward pass (the first one may not
+    overwrite what the second needs)."""
+    cell = make_cell(kind, 3, 4, dtype=torch.float32)
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    out, _ = scan_layer(cell, x, make_state(kind, 2, 4, torch.float32), reverse=True)
+    loss = (out * torch.randn_like(out)).sum()
+    first = torch.autograd.grad(loss, [x, cell.weight_hh], retain_graph=True)
+    second = torch.autograd.grad(loss, [x, cell.weight_hh])
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b)

@@ -14,9 +14,8 @@ organises an RNN:
   gradient is one product over all T·B rows: dW_hh = dGᵀ H_prev, dW_ih = dGᵀ X, and the input
   gradient dx = dG W_ih.
 
-The per-step recurrent products run through :class:`Product`, which packs the weight once per
-call for MKL (``cblas_sgemm_pack``) on CPU float32: a 64-row product against an unpacked
-weight spends a large share of its time re-packing that weight at every step.
+The per-step recurrent products and the thread policy of the loops are in
+:mod:`~rnnkit.nn.engines.scan_ops`.
 
 Shapes: T steps, B rows, N hidden units, G gates. States live in a (T+1, B, N) buffer ``Hs``:
 step t reads ``Hs[t]`` and writes ``Hs[t+1]`` (reverse: reads ``Hs[t+1]``, writes ``Hs[t]``),
@@ -29,66 +28,10 @@ unchanged, output 0 and get no gradient.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnkit.nn.activations import LEAKY_SLOPE, derivative_from_output
-
-USE_MKL_PACKED = True  # switch to False to compare against plain addmm
-_HAS_MKL_PACK = torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_linear")
-
-# In-place activations: the gates are activated where the products wrote them.
-_INPLACE = {
-    "tanh": torch.Tensor.tanh_,
-    "sigmoid": torch.Tensor.sigmoid_,
-    "relu": torch.Tensor.relu_,
-    "leaky_relu": lambda t: F.leaky_relu_(t, LEAKY_SLOPE),
-    "linear": lambda t: t,
-}
-
-
-def _deriv(name: str, y: Tensor) -> Tensor:
-    """g'(a) from y = g(a), a new tensor. activations.derivative_from_output builds leaky_relu's
-    slope as a float32 scalar (0.0099999998) whatever y's dtype; build it in y's dtype here."""
-    if name == "leaky_relu":
-        return torch.where(y > 0, y.new_ones(()), y.new_full((), LEAKY_SLOPE))
-    return derivative_from_output(name, y)
-
-
-def _act_into(name: str, src: Tensor, dst: Tensor) -> Tensor:
-    """dst = g(src) without allocating."""
-    if name == "tanh":
-        return torch.tanh(src, out=dst)
-    if name == "sigmoid":
-        return torch.sigmoid(src, out=dst)
-    _INPLACE[name](dst.copy_(src))
-    return dst
-
-
-class Product:
-    """``h ↦ h wᵀ`` for one weight w (out, in) and a fixed number of rows, packed for MKL once.
-
-    Falls back to a plain product off CPU, for float64, or without MKL.
-    """
-
-    def __init__(self, w: Tensor, rows: int) -> None:
-        self.w, self.rows = w.contiguous(), rows
-        self.packed = None
-        if USE_MKL_PACKED and _HAS_MKL_PACK and w.dtype == torch.float32 and not w.is_cuda:
-            self.packed = torch.ops.mkl._mkl_reorder_linear_weight(self.w, rows)
-        self.wt = self.w.t()
-
-    def __call__(self, h: Tensor) -> Tensor:
-        if self.packed is not None:
-            return torch.ops.mkl._mkl_linear(h, self.packed, self.w, None, self.rows)
-        return torch.mm(h, self.wt)
-
-    def add_to(self, out: Tensor, h: Tensor) -> Tensor:
-        """out += h wᵀ, in place."""
-        if self.packed is None and out.is_contiguous():
-            return out.addmm_(h, self.wt)
-        return out.add_(self(h))
+from rnnkit.nn.engines.scan_ops import INPLACE, Product, StepThreads, act_into, deriv
 
 
 def _steps(T: int, reverse: bool) -> list[tuple[int, int, int]]:
@@ -98,7 +41,7 @@ def _steps(T: int, reverse: bool) -> list[tuple[int, int, int]]:
     return [(t, t, t + 1) for t in range(T)]
 
 
-CHUNK_BYTES = 4 << 20  # steps whose backward factors are computed together (cache-sized)
+CHUNK_BYTES = 2 << 20  # steps whose backward factors are computed together (cache-sized)
 
 
 def _chunks(T: int, reverse: bool, row_bytes: int):
@@ -155,6 +98,18 @@ def _weight_grads(ctx, dG: Tensor, x2: Tensor, w_ih: Tensor, x_shape) -> tuple:
     return dx, dw_ih, db
 
 
+def _grad_buffer(P: Tensor) -> Tensor:
+    """Where the backward writes dG: over the saved factors P (step t's factors are read just
+    before step t's gradient is written), unless the graph is kept for another backward pass
+    (retain_graph, create_graph, gradcheck) that will need P again. Saves a fresh buffer as
+    large as the gates, and its page faults."""
+    try:
+        keep = torch._C._autograd._get_current_graph_task_keep_graph()
+    except (AttributeError, RuntimeError):  # private API: fresh buffer when it is missing
+        keep = True
+    return torch.empty_like(P) if keep else P
+
+
 def _grad_prep(d_out: Tensor, valid: Tensor | None, dtype: torch.dtype):
     """Output gradient without its padding steps, contiguous, and 1 - valid per step."""
     if valid is None:
@@ -189,18 +144,20 @@ class RNNScan(torch.autograd.Function):
         Hs[steps[0][1]].copy_(h0)
         H, S = Hs.unbind(0), xw.unbind(0)
         V = valid.unbind(0) if valid is not None else None
-        rec, Hout = Product(w_hh, B), _split_states(Hs, reverse)[0]
-        for lo, hi, run in _chunks(T, reverse, xw[0].numel() * xw.element_size()):
-            for t, p, n in run:
-                h = H[p] if mask is None else H[p] * mask
-                _act_into(act, rec.add_to(S[t], h), H[n])
-                if V is not None:
-                    torch.where(V[t], H[n], H[p], out=H[n])
-            if train:  # P = g'(a) from the outputs, over the run
-                P = xw[lo:hi]
-                P.copy_(_deriv(act, Hout[lo:hi]))
-                if valid is not None:
-                    P.mul_(valid[lo:hi])
+        threads = StepThreads(x)
+        rec, Hout = Product(w_hh, B, threads), _split_states(Hs, reverse)[0]
+        with threads:
+            for lo, hi, run in _chunks(T, reverse, xw[0].numel() * xw.element_size()):
+                for t, p, n in run:
+                    h = H[p] if mask is None else H[p] * mask
+                    act_into(act, rec.add_to(S[t], h), H[n])
+                    if V is not None:
+                        torch.where(V[t], H[n], H[p], out=H[n])
+                if train:  # P = g'(a) from the outputs, over the run
+                    with threads.all():
+                        P = deriv(act, Hout[lo:hi], out=xw[lo:hi])
+                        if valid is not None:
+                            P.mul_(valid[lo:hi])
         if train:
             ctx.save_for_backward(x2, w_ih, w_hh, xw, Hs, mask, valid)
             ctx.reverse, ctx.x_shape = reverse, x.shape
@@ -212,14 +169,16 @@ class RNNScan(torch.autograd.Function):
         x2, w_ih, w_hh, P, Hs, mask, valid = ctx.saved_tensors
         T, B, N = P.shape
         d_out, inv = _grad_prep(d_out, valid, P.dtype)
-        dG = torch.empty_like(P)
+        dG = _grad_buffer(P)
         dGl, Pl, Dout = dG.unbind(0), P.unbind(0), d_out.unbind(0)
-        rec = Product(w_hh.t(), B)
+        threads = StepThreads(P)
+        rec = Product(w_hh.t(), B, threads)
         order = _steps(T, ctx.reverse)[::-1]
         dh = Dout[order[0][0]] + d_hT
-        for k, (t, _, _) in enumerate(order):
-            torch.mul(dh, Pl[t], out=dGl[t])
-            dh = _dh_prev(dGl[t], rec, k, order, Dout, mask, dh, inv)
+        with threads:
+            for k, (t, _, _) in enumerate(order):
+                torch.mul(dh, Pl[t], out=dGl[t])
+                dh = _dh_prev(dGl[t], rec, k, order, Dout, mask, dh, inv)
         dx, dw_ih, db = _weight_grads(ctx, dG, x2, w_ih, ctx.x_shape)
         dw_hh = None
         if ctx.needs_input_grad[3]:
@@ -231,13 +190,13 @@ def _lstm_factors(S, c_prev, tc, Q, Fk, gate_act: str, act: str) -> None:
     """Turn activated gates S = [i, f, c̃, o] (L, B, 4N) into the backward's factors, in place:
     P_i = c̃·σ'(i), P_f = c_{t-1}·σ'(f), P_g = i·g'(c̃), P_o = g(c_t)·σ'(o); Q = o·g'(c_t), F = f."""
     i, f, g, o = S.chunk(4, dim=-1)
-    d_if = _deriv(gate_act, S[..., : i.shape[-1] * 2])
-    p_g = _deriv(act, g).mul_(i)
-    torch.mul(o, _deriv(act, tc), out=Q)
+    p_g = deriv(act, g).mul_(i)
+    deriv(act, tc, out=Q).mul_(o)
     Fk.copy_(f)
-    torch.mul(tc, _deriv(gate_act, o), out=o)
-    torch.mul(g, d_if[..., : i.shape[-1]], out=i)
-    torch.mul(c_prev, d_if[..., i.shape[-1] :], out=f)
+    deriv(gate_act, o, out=o).mul_(tc)
+    deriv(gate_act, S[..., : 2 * i.shape[-1]], out=S[..., : 2 * i.shape[-1]])  # σ'(i), σ'(f)
+    i.mul_(g)
+    f.mul_(c_prev)
     g.copy_(p_g)
 
 
@@ -257,8 +216,8 @@ class LSTMScan(torch.autograd.Function):
         Hs = x.new_empty(T + 1, B, N)
         Hs[_steps(T, reverse)[0][1]].copy_(h0)
         H, S = Hs.unbind(0), xw.unbind(0)
-        IF, G, O = xw[..., : 2 * N].unbind(0), xw[..., 2 * N : 3 * N].unbind(0), xw[..., 3 * N :]
-        I, Fg, O = xw[..., :N].unbind(0), xw[..., N : 2 * N].unbind(0), O.unbind(0)
+        I, Fg, G, O = (xw[..., k * N : (k + 1) * N].unbind(0) for k in range(4))
+        IF = xw[..., : 2 * N].unbind(0)  # i and f: one sigmoid
         V = valid.unbind(0) if valid is not None else None
         runs = list(_chunks(T, reverse, xw[0].numel() * xw.element_size()))
         # c_t and g(c_t) of one run, indexed like Hs minus the run's first step
@@ -266,33 +225,37 @@ class LSTMScan(torch.autograd.Function):
         Cw, TCw = x.new_empty(L + 1, B, N), x.new_empty(L, B, N)
         if train:
             Q, Fk = x.new_empty(T, B, N), x.new_empty(T, B, N)
-        rec = Product(w_hh, B)
-        gact_, act_ = _INPLACE[gate_act], _INPLACE[act]
+        threads = StepThreads(x)
+        rec = Product(w_hh, B, threads)
+        gact_, act_ = INPLACE[gate_act], INPLACE[act]
         c = c0
-        for lo, hi, run in runs:
-            Cl, TCl = Cw[: hi - lo + 1].unbind(0), TCw[: hi - lo].unbind(0)
-            Cl[run[0][1] - lo].copy_(c)
-            for t, p, n in run:
-                p_, n_, tc = p - lo, n - lo, TCl[t - lo]
-                h = H[p] if mask is None else H[p] * mask
-                rec.add_to(S[t], h)
-                gact_(IF[t])
-                act_(G[t])
-                gact_(O[t])
-                c = torch.mul(I[t], G[t], out=Cl[n_]).addcmul_(Fg[t], Cl[p_])
-                _act_into(act, c, tc)
-                torch.mul(O[t], tc, out=H[n])
-                if V is not None:
-                    torch.where(V[t], c, Cl[p_], out=c)
-                    torch.where(V[t], H[n], H[p], out=H[n])
-            if train:
-                c_prev = _split_states(Cw[: hi - lo + 1], reverse)[1]
-                _lstm_factors(xw[lo:hi], c_prev, TCw[: hi - lo], Q[lo:hi], Fk[lo:hi], gate_act, act)
-                if valid is not None:  # padding: no gate gradient, dc passes through
-                    v = valid[lo:hi]
-                    xw[lo:hi].mul_(v)
-                    Q[lo:hi].mul_(v)
-                    Fk[lo:hi].masked_fill_(v.logical_not(), 1.0)
+        with threads:
+            for lo, hi, run in runs:
+                Cl, TCl = Cw[: hi - lo + 1].unbind(0), TCw[: hi - lo].unbind(0)
+                Cl[run[0][1] - lo].copy_(c)
+                for t, p, n in run:
+                    p_, n_, tc = p - lo, n - lo, TCl[t - lo]
+                    h = H[p] if mask is None else H[p] * mask
+                    rec.add_to(S[t], h)
+                    gact_(IF[t])
+                    act_(G[t])
+                    gact_(O[t])
+                    c = torch.mul(I[t], G[t], out=Cl[n_]).addcmul_(Fg[t], Cl[p_])
+                    act_into(act, c, tc)
+                    torch.mul(O[t], tc, out=H[n])
+                    if V is not None:
+                        torch.where(V[t], c, Cl[p_], out=c)
+                        torch.where(V[t], H[n], H[p], out=H[n])
+                if train:
+                    with threads.all():
+                        c_prev = _split_states(Cw[: hi - lo + 1], reverse)[1]
+                        S_, Q_, F_ = xw[lo:hi], Q[lo:hi], Fk[lo:hi]
+                        _lstm_factors(S_, c_prev, TCw[: hi - lo], Q_, F_, gate_act, act)
+                        if valid is not None:  # padding: no gate gradient, dc passes through
+                            v = valid[lo:hi]
+                            S_.mul_(v)
+                            Q_.mul_(v)
+                            F_.masked_fill_(v.logical_not(), 1.0)
         if train:
             ctx.save_for_backward(x2, w_ih, w_hh, xw, Hs, Q, Fk, mask, valid)
             ctx.reverse, ctx.x_shape = reverse, x.shape
@@ -305,22 +268,24 @@ class LSTMScan(torch.autograd.Function):
         T, B, G4 = P.shape
         N = G4 // 4
         d_out, inv = _grad_prep(d_out, valid, P.dtype)
-        dG = torch.empty_like(P)
+        dG = _grad_buffer(P)
         dGl, Dout = dG.unbind(0), d_out.unbind(0)
         dG_ifg = dG[..., : 3 * N].unflatten(-1, (3, N)).unbind(0)
         P_ifg = P[..., : 3 * N].unflatten(-1, (3, N)).unbind(0)
         dG_o, P_o = dG[..., 3 * N :].unbind(0), P[..., 3 * N :].unbind(0)
         Ql, Fl = Q.unbind(0), Fk.unbind(0)
-        rec = Product(w_hh.t(), B)
+        threads = StepThreads(P)
+        rec = Product(w_hh.t(), B, threads)
         order = _steps(T, ctx.reverse)[::-1]
         dh = Dout[order[0][0]] + d_hT
         dc = d_cT.clone(memory_format=torch.contiguous_format)
-        for k, (t, _, _) in enumerate(order):
-            dc.addcmul_(dh, Ql[t])
-            torch.mul(dh, P_o[t], out=dG_o[t])
-            torch.mul(P_ifg[t], dc.unsqueeze(1), out=dG_ifg[t])
-            dc.mul_(Fl[t])
-            dh = _dh_prev(dGl[t], rec, k, order, Dout, mask, dh, inv)
+        with threads:
+            for k, (t, _, _) in enumerate(order):
+                dc.addcmul_(dh, Ql[t])
+                torch.mul(dh, P_o[t], out=dG_o[t])
+                torch.mul(P_ifg[t], dc.unsqueeze(1), out=dG_ifg[t])
+                dc.mul_(Fl[t])
+                dh = _dh_prev(dGl[t], rec, k, order, Dout, mask, dh, inv)
         dx, dw_ih, db = _weight_grads(ctx, dG, x2, w_ih, ctx.x_shape)
         dw_hh = None
         if ctx.needs_input_grad[3]:
@@ -332,12 +297,12 @@ def _gru_factors(S, k, d, R, Omz, gate_act: str, act: str) -> None:
     """Turn activated gates S = [r, z, n] (L, B, 3N) into the backward's factors, in place:
     P_r = k·σ'(r), P_z = (n - h_{t-1})·σ'(z), P_n = z·g'(n); and keep r, 1 - z."""
     r, z, n = S.chunk(3, dim=-1)
-    d_rz = _deriv(gate_act, S[..., : 2 * r.shape[-1]])
-    n.copy_(_deriv(act, n).mul_(z))
-    torch.neg(z, out=Omz).add_(1)
+    deriv(act, n, out=n).mul_(z)
+    torch.sub(z.new_ones(()), z, out=Omz)
     R.copy_(r)
-    torch.mul(k, d_rz[..., : r.shape[-1]], out=r)
-    torch.mul(d, d_rz[..., r.shape[-1] :], out=z)
+    deriv(gate_act, S[..., : 2 * r.shape[-1]], out=S[..., : 2 * r.shape[-1]])
+    r.mul_(k)
+    z.mul_(d)
 
 
 class GRUScan(torch.autograd.Function):
@@ -367,40 +332,44 @@ class GRUScan(torch.autograd.Function):
         if train:
             R, Omz = x.new_empty(T, B, N), x.new_empty(T, B, N)
         V = valid.unbind(0) if valid is not None else None
-        gact_, act_ = _INPLACE[gact], _INPLACE[act]
+        gact_, act_ = INPLACE[gact], INPLACE[act]
+        threads = StepThreads(x)
         if reset_after:
-            rec = Product(w_hh, B)
+            rec = Product(w_hh, B, threads)
         else:
-            rec_rz, rec_n = Product(w_hh[: 2 * N], B), Product(w_hh[2 * N :], B)
+            rec_rz, rec_n = Product(w_hh[: 2 * N], B, threads), Product(w_hh[2 * N :], B, threads)
         runs = list(_chunks(T, reverse, xw[0].numel() * xw.element_size()))
         Dw = x.new_empty(max(hi - lo for lo, hi, _ in runs), B, N)  # n - h_{t-1} of one run
-        for lo, hi, run in runs:
-            for t, p, n in run:
-                hp, d = H[p], Dw[t - lo]
-                hm = hp if mask is None else hp * mask
-                if reset_after:
-                    a = rec(hm)
-                    gact_(RZ[t].add_(a[:, : 2 * N]))
-                    Kl[t].copy_(a[:, 2 * N :])
-                    act_(Nn[t].addcmul_(Rg[t], Kl[t]))
-                else:
-                    gact_(rec_rz.add_to(RZ[t], hm))
-                    torch.mul(Rg[t], hm, out=Kl[t])
-                    act_(rec_n.add_to(Nn[t], Kl[t]))
-                torch.sub(Nn[t], hp, out=d)
-                if V is not None:
-                    Z[t].mul_(V[t])  # z = 0 on padding: the state passes through unchanged
-                torch.addcmul(hp, Z[t], d, out=H[n])
-            if train:
-                hm = _split_states(Hs, reverse)[1][lo:hi]
-                if mask is not None:
-                    hm = hm * mask
-                _gru_factors(xw[lo:hi], K[lo:hi] if reset_after else hm, Dw[: hi - lo],
-                             R[lo:hi], Omz[lo:hi], gact, act)  # fmt: skip
-                if valid is not None:
-                    xw[lo:hi, :, N : 2 * N].mul_(valid[lo:hi])  # P_n is 0 there already: z was
+        with threads:
+            for lo, hi, run in runs:
+                for t, p, n in run:
+                    hp, d = H[p], Dw[t - lo]
+                    hm = hp if mask is None else hp * mask
+                    if reset_after:
+                        a = rec(hm)
+                        gact_(RZ[t].add_(a[:, : 2 * N]))
+                        Kl[t].copy_(a[:, 2 * N :])
+                        act_(Nn[t].addcmul_(Rg[t], Kl[t]))
+                    else:
+                        gact_(rec_rz.add_to(RZ[t], hm))
+                        torch.mul(Rg[t], hm, out=Kl[t])
+                        act_(rec_n.add_to(Nn[t], Kl[t]))
+                    torch.sub(Nn[t], hp, out=d)
+                    if V is not None:
+                        Z[t].mul_(V[t])  # z = 0 on padding: the state passes through unchanged
+                    torch.addcmul(hp, Z[t], d, out=H[n])
+                if train:
+                    with threads.all():
+                        hm = _split_states(Hs, reverse)[1][lo:hi]
+                        if mask is not None:
+                            hm = hm * mask
+                        k_ = K[lo:hi] if reset_after else hm
+                        _gru_factors(xw[lo:hi], k_, Dw[: hi - lo], R[lo:hi], Omz[lo:hi], gact, act)
+                        if valid is not None:  # P_n is 0 there already: z was
+                            xw[lo:hi, :, N : 2 * N].mul_(valid[lo:hi])
         if train:
-            ctx.save_for_backward(x2, w_ih, w_hh, xw, Hs, K, R, Omz, mask, valid)
+            K_ = None if reset_after else K  # (reset_after's K only served for P_r)
+            ctx.save_for_backward(x2, w_ih, w_hh, xw, Hs, K_, R, Omz, mask, valid)
             ctx.reverse, ctx.reset_after, ctx.x_shape = reverse, reset_after, x.shape
         return _outputs(Hs, valid, reverse), _final(Hs, reverse)
 
@@ -412,7 +381,7 @@ class GRUScan(torch.autograd.Function):
         T, B, G3 = P.shape
         N = G3 // 3
         d_out, inv = _grad_prep(d_out, valid, P.dtype)
-        dG = torch.empty_like(P)
+        dG = _grad_buffer(P)
         dG_rz, dG_r = dG[..., : 2 * N].unbind(0), dG[..., :N].unbind(0)
         dG_n = dG[..., 2 * N :].unbind(0)
         # z and n are adjacent: both are dh times their factor, one broadcast product
@@ -420,29 +389,32 @@ class GRUScan(torch.autograd.Function):
         P_zn = P[..., N:].unflatten(-1, (2, N)).unbind(0)
         P_r = P[..., :N].unbind(0)
         Rl, Omzl, Dout = R.unbind(0), Omz.unbind(0), d_out.unbind(0)
-        rec_rz, rec_n = Product(w_hh[: 2 * N].t(), B), Product(w_hh[2 * N :].t(), B)
+        threads = StepThreads(P)
+        rec_rz = Product(w_hh[: 2 * N].t(), B, threads)
+        rec_n = Product(w_hh[2 * N :].t(), B, threads)
         if reset_after:
-            dKn = torch.empty_like(K)  # gradient wrt K = hm U_nᵀ: dG_n ⊙ r
+            dKn = torch.empty_like(R)  # gradient wrt K = hm U_nᵀ: dG_n ⊙ r
             dKl = dKn.unbind(0)
         order = _steps(T, reverse)[::-1]
         dh = Dout[order[0][0]] + d_hT
-        for k, (t, _, _) in enumerate(order):
-            torch.mul(P_zn[t], dh.unsqueeze(1), out=dG_zn[t])
-            if reset_after:
-                torch.mul(dG_n[t], P_r[t], out=dG_r[t])
-                torch.mul(dG_n[t], Rl[t], out=dKl[t])
-                dhm = rec_rz(dG_rz[t])
-                rec_n.add_to(dhm, dKl[t])
-            else:
-                dK = rec_n(dG_n[t])  # gradient wrt K = r ⊙ hm
-                torch.mul(dK, P_r[t], out=dG_r[t])
-                dhm = rec_rz.add_to(dK.mul_(Rl[t]), dG_rz[t])
-            if mask is not None:
-                dhm.mul_(mask)
-            dhm.addcmul_(dh, Omzl[t])  # the direct path (1 - z) ⊙ h_{t-1}
-            if k + 1 < len(order):
-                dhm.add_(Dout[order[k + 1][0]])
-            dh = dhm  # z = 0 on padding steps, so 1 - z already passes dh through there
+        with threads:
+            for k, (t, _, _) in enumerate(order):
+                torch.mul(P_zn[t], dh.unsqueeze(1), out=dG_zn[t])
+                if reset_after:
+                    torch.mul(dG_n[t], P_r[t], out=dG_r[t])
+                    torch.mul(dG_n[t], Rl[t], out=dKl[t])
+                    dhm = rec_rz(dG_rz[t])
+                    rec_n.add_to(dhm, dKl[t])
+                else:
+                    dK = rec_n(dG_n[t])  # gradient wrt K = r ⊙ hm
+                    torch.mul(dK, P_r[t], out=dG_r[t])
+                    dhm = rec_rz.add_to(dK.mul_(Rl[t]), dG_rz[t])
+                if mask is not None:
+                    dhm.mul_(mask)
+                dhm.addcmul_(dh, Omzl[t])  # the direct path (1 - z) ⊙ h_{t-1}
+                if k + 1 < len(order):
+                    dhm.add_(Dout[order[k + 1][0]])
+                dh = dhm  # z = 0 on padding steps, so 1 - z already passes dh through there
         dx, dw_ih, db = _weight_grads(ctx, dG, x2, w_ih, ctx.x_shape)
         dw_hh = None
         if ctx.needs_input_grad[3]:
