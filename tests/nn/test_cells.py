@@ -135,3 +135,12 @@ def test_cell_errors_name_the_argument():
         LSTMCell(2, 3, gate_activation="softmax")
     with pytest.raises(RnnkitError, match=r"input x must have shape \(B, 2\)"):
         GRUCell(2, 3)(torch.randn(4, 5))
+
+
+def test_leaky_relu_derivative_keeps_the_dtype_exactly():
+    from rnnkit.nn.activations import LEAKY_SLOPE, derivative_from_output
+
+    y = torch.tensor([-2.0, 3.0], dtype=torch.float64)
+    d = derivative_from_output("leaky_relu", y)
+    assert d.dtype == torch.float64
+    assert d.tolist() == [LEAKY_SLOPE, 1.0]  # 0.01 exactly, not float32's 0.0099999998

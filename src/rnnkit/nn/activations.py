@@ -48,7 +48,7 @@ def derivative_from_output(name: str, y: torch.Tensor) -> torch.Tensor:
     if name == "relu":
         return (y > 0).to(y.dtype)
     if name == "leaky_relu":
-        return torch.where(y > 0, 1.0, LEAKY_SLOPE).to(y.dtype)
+        return torch.where(y > 0, y.new_ones(()), y.new_full((), LEAKY_SLOPE))
     if name == "linear":
         return torch.ones_like(y)
     raise RnnkitError(f"unknown activation {name!r}")

@@ -33,9 +33,7 @@ def deriv(name: str, y: Tensor, out: Tensor | None = None) -> Tensor:
     """g'(a) from y = g(a), written to ``out`` (may be ``y`` itself) or a new tensor.
 
     The formulas are :func:`~rnnkit.nn.activations.derivative_from_output`'s; sigmoid's y(1-y)
-    and tanh's 1-y² are written as one fused operation each, which matters in the loop. Also,
-    derivative_from_output builds leaky_relu's slope as a float32 scalar (0.0099999998) whatever
-    y's dtype; it is built in y's dtype here.
+    and tanh's 1-y² are written as one fused operation each, which matters in the loop.
     """
     if out is None:
         out = torch.empty_like(y)
@@ -43,8 +41,6 @@ def deriv(name: str, y: Tensor, out: Tensor | None = None) -> Tensor:
         return torch.addcmul(y, y, y, value=-1, out=out)  # y - y² = y(1 - y)
     if name == "tanh":
         return torch.addcmul(y.new_ones(()), y, y, value=-1, out=out)  # 1 - y²
-    if name == "leaky_relu":
-        return torch.where(y > 0, y.new_ones(()), y.new_full((), LEAKY_SLOPE), out=out)
     return out.copy_(derivative_from_output(name, y))
 
 
