@@ -46,16 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     model = LMConfig(cell="lstm", hidden_size=256, num_layers=2, embedding_size=64, dropout=0.0)
     data = LMDataConfig(level="char", seq_length=100, batch_size=64, val_fraction=0.05)
     train = TrainConfig(
-        lr=3e-3,
-        grad_clip=5.0,
-        epochs=50,
-        max_minutes=args.minutes,
-        eval_every=200,
-        eval_batches=20,
-        lr_schedule="cosine",
-        min_lr=3e-4,
-        progress=True,
-    )
+        lr=3e-3, grad_clip=5.0, epochs=50, max_minutes=args.minutes, eval_every=200,
+        eval_batches=20, progress=True,
+    )  # fmt: skip
     start = time.perf_counter()
     result = train_language_model(corpus, out / "run", model, data, train)
     print(
