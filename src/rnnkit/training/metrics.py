@@ -64,8 +64,11 @@ class LossMeter:
     """Token-weighted train loss and tokens/s between two log rows, without a sync per step."""
 
     def __init__(self) -> None:
-        self.losses: list[Tensor] = []
-        self.tokens: list[int] = []
+        # One running sum updated in place: keeping a small tensor per step alive between log
+        # rows pins glibc's heap under the large per-step buffers, and RSS grows by megabytes
+        # a step (measured: 0.55 GB → 13.8 GB over 10k PTB steps).
+        self.loss_sum: Tensor | None = None
+        self.token_count = 0
         self.base_loss = 0.0  # carried in a checkpoint when it falls between log rows
         self.base_tokens = 0
         self.seconds = 0.0
@@ -73,8 +76,10 @@ class LossMeter:
         self.paused = False
 
     def add(self, loss: Tensor, num_tokens: int) -> None:
-        self.losses.append(loss)
-        self.tokens.append(int(num_tokens))
+        if self.loss_sum is None:
+            self.loss_sum = torch.zeros((), dtype=torch.float64, device=loss.device)
+        self.loss_sum.add_(loss.detach(), alpha=int(num_tokens))
+        self.token_count += int(num_tokens)
 
     def pause(self) -> None:  # validation and saving do not count as training time
         if not self.paused:
@@ -88,10 +93,9 @@ class LossMeter:
 
     def sums(self) -> tuple[float, int]:
         loss, tokens = self.base_loss, self.base_tokens
-        if self.losses:
-            w = torch.tensor(self.tokens, dtype=torch.float64)
-            loss += float((torch.stack(self.losses).double().cpu() * w).sum())
-            tokens += sum(self.tokens)
+        if self.loss_sum is not None:
+            loss += float(self.loss_sum)
+            tokens += self.token_count
         return loss, tokens
 
     def take(self) -> tuple[float, float]:
