@@ -29,13 +29,10 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.checkpoint import (
-    CONFIG_FILE,
     load_extra_file,
     load_model,
-    load_trainer_state,
     load_weights,
     read_config,
-    save_checkpoint,
 )
 from rnnkit.errors import RnnkitError
 from rnnkit.training.config import TrainConfig
@@ -45,13 +42,13 @@ from rnnkit.training.metrics import LossMeter, evaluate
 from rnnkit.training.optim import LRSchedule, build_optimizer, set_lr
 from rnnkit.training.protocols import BatchSource, Callback
 from rnnkit.training.rng import (
-    capture_rng,
     preserve_rng,
     restore_rng,
     restore_torch_rng,
     seed_everything,
     torch_rng_snapshot,
 )
+from rnnkit.training.run_state import CheckpointedRun, _checkpoint_to_resume
 from rnnkit.training.trees import detach_state, move_to
 
 STOP_REASONS = (
@@ -89,7 +86,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class Trainer:
+class Trainer(CheckpointedRun):
     """Fits ``model`` on ``train_source``; see the module docstring for the loop.
 
     Args:
@@ -447,81 +444,6 @@ class Trainer:
             raise RnnkitError("train_source has no batches")
         return n
 
-    # ------------------------------------------------------------------ checkpoints
-
-    def _state(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "epoch": self.epoch,
-            "index": self.index,
-            "num_batches": self.num_batches,
-            "best_val_loss": self.best_val_loss,
-            "best_step": self.best_step,
-            "last_val_loss": self.last_val_loss,
-            "bad_evals": self.bad_evals,
-            "elapsed": self.elapsed,
-            "optimizer_type": self.config.optimizer,
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "rng": capture_rng(),
-            "carried_state": self.carried,
-            "meter": self._meter.state_dict(),
-        }
-
-    def _save(self, name: str) -> None:
-        if self.out_dir is None:
-            return
-        path = save_checkpoint(
-            self.out_dir / name,
-            self.model,
-            train_config=self.config.to_dict(),
-            extra_files=self.extra_files,
-            trainer_state=self._state(),
-            info={
-                "step": self.step,
-                "epoch": self.epoch,
-                "val_loss": self.last_val_loss,
-                "best_val_loss": self.best_val_loss,
-            },
-        )
-        if name == "last":
-            self._last_saved_step = self.step
-        self._callback("on_save", path)
-
-    def _load(self, ckpt: Path) -> None:
-        """Take over the run saved at ``ckpt`` (its RNG state is restored just before the loop)."""
-        state = load_trainer_state(ckpt)
-        load_weights(ckpt, self.model)
-        if state["optimizer_type"] != self.config.optimizer:
-            raise RnnkitError(
-                f"{ckpt} was trained with optimizer={state['optimizer_type']!r}, the config says "
-                f"{self.config.optimizer!r}: to switch, start a new run with init_from='{ckpt}'"
-            )
-        # The saved state holds the moments; hyperparameters follow the (possibly new) config.
-        fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError) as e:
-            raise RnnkitError(f"{ckpt}: optimizer state does not fit this model: {e}") from None
-        for group, hyper in zip(self.optimizer.param_groups, fresh, strict=True):
-            group.update(hyper)
-        self.schedule.load_state_dict(state["schedule"])
-        self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
-        if self.index >= self.num_batches:
-            raise RnnkitError(
-                f"{ckpt} stopped at batch {self.index} of epoch {self.epoch}, but train_source has "
-                f"only {self.num_batches} batches per epoch (it had {state['num_batches']})"
-            )
-        self.best_val_loss, self.best_step = state["best_val_loss"], state["best_step"]
-        self.last_val_loss, self.bad_evals = state["last_val_loss"], state["bad_evals"]
-        self._elapsed_before = float(state["elapsed"])
-        carried = state["carried_state"]
-        self.carried = move_to(carried, self.device) if carried is not None else None
-        self._meter.load_state_dict(state["meter"])
-        self._last_saved_step = self.step
-        self._pending_rng = state["rng"]
-        self._started = True
-
     # ------------------------------------------------------------------ callbacks
 
     def _callback(self, hook: str, *args: Any) -> None:
@@ -541,16 +463,3 @@ def _check_loss(loss: Any) -> None:
         raise RnnkitError(f"compute_loss must return a scalar loss tensor, got {shape}")
     if not loss.requires_grad:
         raise RnnkitError("the loss from compute_loss does not require grad: nothing to train")
-
-
-def _checkpoint_to_resume(path: Path) -> Path:
-    """The checkpoint to continue from: ``path/last`` when there is one, else ``path`` itself.
-
-    Either may be found as ``<name>.old``: a checkpoint whose swap-in was cut short.
-    """
-    path = path.expanduser().resolve()
-    for cand in (path / "last", path):
-        for c in (cand, cand.with_name(cand.name + ".old")):
-            if (c / CONFIG_FILE).is_file():
-                return c
-    raise RnnkitError(f"nothing to resume at {path}: expected a checkpoint or a last/ inside it")
