@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from rnnkit.errors import RnnkitError
+from rnnkit.jsonfile import read_json
 from rnnkit.registry import (  # noqa: F401  (re-exported: models register through here)
     MODEL_REGISTRY,
     dataclass_from_dict,
@@ -385,15 +386,7 @@ def save_checkpoint(
 
 
 def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise RnnkitError(f"checkpoint {path.parent} is missing {path.name}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise RnnkitError(f"{path} is not valid JSON: {e}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise RnnkitError(f"cannot read {path}: {e}") from None
+    return read_json(path, missing=f"checkpoint {path.parent} is missing {path.name}")
 
 
 def read_config(path: str | os.PathLike) -> dict[str, Any]:

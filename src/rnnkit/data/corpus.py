@@ -31,6 +31,7 @@ import numpy as np
 
 from rnnkit.data.vocab import Vocab, check_level, tokenize
 from rnnkit.errors import RnnkitError
+from rnnkit.jsonfile import read_json
 
 CHUNK_SIZE = 4 << 20  # bytes per read: large enough for numpy to amortise, small next to RAM
 TOKENS_FORMAT = "rnnkit-tokens"
@@ -240,12 +241,7 @@ class TokenFile:
         """Open a token file written by :func:`encode_corpus`; checks header and size."""
         path = Path(path)
         hpath = cls.header_path(path)
-        try:
-            header = json.loads(hpath.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RnnkitError(f"token file header {hpath} not found") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RnnkitError(f"token file header {hpath} is not valid JSON: {e}") from None
+        header = read_json(hpath, "token file header")
         if header.get("format") != TOKENS_FORMAT or header.get("dtype") not in ("uint16", "uint32"):
             raise RnnkitError(f"{hpath} is not an rnnkit token file header")
         tf = cls(path, header)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import RnnkitError
+from rnnkit.jsonfile import read_json
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -331,10 +332,5 @@ class Vocab:
     def load(cls, path: str | os.PathLike) -> "Vocab":
         """Read a vocab written by :meth:`save`: same tokens, same ids."""
         path = Path(path)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RnnkitError(f"vocab file {path} not found") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RnnkitError(f"vocab file {path} is not valid UTF-8 JSON: {e}") from None
+        d = read_json(path, "vocab file")
         return cls.from_dict(d, source=f"vocab file {path}")
