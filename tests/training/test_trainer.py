@@ -390,6 +390,7 @@ def test_init_from_loads_weights_for_a_fresh_run(tmp_path):
         ("log_every", 0),
         ("progress", 1),
         ("eval_every", 2.5),
+        ("threads", -1),
     ],
 )
 def test_config_errors_name_the_field(field, value):
@@ -411,6 +412,17 @@ def test_config_round_trip_and_trainer_errors():
     if not torch.cuda.is_available():
         with pytest.raises(RnnkitError, match="CUDA"):
             Trainer(make_model(), StreamSource(), config=cfg(device="cuda"))
+
+
+def test_threads_sets_torch_intra_op_threads():
+    before = torch.get_num_threads()
+    try:
+        Trainer(make_model(), StreamSource(), config=cfg(threads=before + 1))
+        assert torch.get_num_threads() == before + 1
+        Trainer(make_model(), StreamSource(), config=cfg(threads=0))  # 0 leaves it alone
+        assert torch.get_num_threads() == before + 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_loss_meter_keeps_no_tensor_of_a_step_alive():

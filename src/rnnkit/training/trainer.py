@@ -139,6 +139,8 @@ class Trainer(CheckpointedRun):
         self.extra_files = dict(extra_files or {})
         self.callbacks = list(callbacks)
         self.device = resolve_device(config.device)
+        if config.threads:  # process-wide: torch has one intra-op pool
+            torch.set_num_threads(config.threads)
         self.model = model.to(self.device)
         self._params = [p for p in model.parameters() if p.requires_grad]
         if not self._params:
