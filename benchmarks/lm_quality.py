@@ -57,7 +57,11 @@ def shakespeare(args: argparse.Namespace) -> None:
         dropout=args.dropout,
     )
     data = LMDataConfig(
-        level="char", seq_length=args.seq_length, batch_size=args.batch_size, val_fraction=0.1
+        level="char",
+        seq_length=args.seq_length,
+        batch_size=args.batch_size,
+        val_fraction=0.1,
+        shift_streams=args.shift_streams,
     )
     train = TrainConfig(
         lr=args.lr,
@@ -185,6 +189,12 @@ def main() -> None:
         "fit in 30 minutes",
     )
     s.add_argument("--decay-start", type=int, default=1300)
+    s.add_argument(
+        "--shift-streams",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="start the streams up to seq-length tokens later each epoch",
+    )
     s.add_argument("--decay-every", type=int, default=120)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="runs/bench-shakespeare")

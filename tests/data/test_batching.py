@@ -56,6 +56,25 @@ def test_stream_pairs_with_real_text():
             assert pair in text and v.decode(y[r]) == pair[1:]
 
 
+def test_shifted_streams_start_elsewhere_each_epoch_and_stay_contiguous():
+    src = StreamBatches(tokens(5000), batch_size=6, seq_length=11, shift_seed=3)
+    L, T = src.stream_length, 11
+    assert src.num_batches() == L // T - 1  # one batch of slack, so a shift can reach T - 1
+    shifts = [src.shift(e) for e in range(40)]
+    assert all(0 <= s <= L - src.num_batches() * T for s in shifts)
+    assert len(set(shifts)) > 5 and max(shifts) >= T - 1  # they move, over the whole slack
+    assert shifts == [src.shift(e) for e in range(40)]  # a function of (seed, epoch): resumable
+    other = StreamBatches(tokens(5000), batch_size=6, seq_length=11, shift_seed=4)
+    assert [other.shift(e) for e in range(40)] != shifts
+    for epoch in (0, 7):
+        rows = torch.cat([src.batch(epoch, i)[0] for i in range(src.num_batches())], dim=1)
+        starts = torch.arange(6) * L + src.shift(epoch)
+        assert torch.equal(rows, starts[:, None] + torch.arange(rows.shape[1]))
+    # With too little data for a spare batch, the one batch still shifts within the slack.
+    tiny = StreamBatches(tokens(2 * 15 + 1), batch_size=2, seq_length=10, shift_seed=0)
+    assert tiny.num_batches() == 1 and {tiny.shift(e) for e in range(50)} == set(range(6))
+
+
 def test_stream_index_out_of_range():
     src = StreamBatches(tokens(100), batch_size=2, seq_length=5)
     with pytest.raises(IndexError):

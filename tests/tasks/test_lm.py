@@ -155,6 +155,25 @@ def test_a_run_inside_its_data_folder_does_not_read_itself(tmp_path):
     assert result.steps == 5
 
 
+def test_shifted_streams_move_each_epoch_and_resume_exactly(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    data, model = data_cfg(shift_streams=True), LMConfig(**SMALL)
+    whole = train_language_model(corpus, tmp_path / "whole", model, data, train_cfg(epochs=3))
+    per_epoch = whole.steps // 3
+    part = train_language_model(
+        corpus, tmp_path / "part", model, data, train_cfg(epochs=3, max_steps=per_epoch + 2)
+    )
+    assert part.steps == per_epoch + 2  # stopped inside the second epoch
+    resumed = train_language_model(
+        corpus, tmp_path / "part", model, data, train_cfg(epochs=3), resume=True
+    )
+    assert resumed.steps == whole.steps
+    a = load_file(tmp_path / "whole" / "last" / "model.safetensors")
+    b = load_file(tmp_path / "part" / "last" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_configs(tmp_path / "whole")[1].shift_streams
+
+
 def test_resume_checks_the_run_and_the_data(char_run, tmp_path):
     run, corpus, _ = char_run
     with pytest.raises(RnnkitError, match="nothing to resume in .*no last/ checkpoint"):

@@ -8,7 +8,8 @@ of one batch from the (memory-mapped) array:
 * :class:`StreamBatches` (stateful, char-rnn / PTB style, the default for language models):
   the array is cut into B contiguous streams and batch i is columns [i·T, (i+1)·T) of every
   stream, so row r of batch i+1 continues row r of batch i and the recurrent state can be
-  carried over (truncated backpropagation through time). Same batches every epoch.
+  carried over (truncated backpropagation through time). Same batches every epoch, unless the
+  streams shift: then each epoch starts them a few tokens later, drawn from (seed, epoch).
 * :class:`WindowBatches` (stateless, nanoGPT style): non-overlapping windows of T+1 tokens at a
   random phase, in a random order; both drawn per epoch from (seed, epoch) only.
 
@@ -75,37 +76,60 @@ class StreamBatches:
 
     With L = (n-1) // B, stream r holds inputs tokens[r·L : (r+1)·L] and targets one token
     further on, so every (input, target) pair is a real pair of neighbours of the corpus.
-    Batch i is columns [i·T, (i+1)·T) of each stream; num_batches = L // T; the last L mod T
-    columns are never read (the same every epoch).
+    Batch i is columns [s + i·T, s + (i+1)·T) of each stream, num_batches = L // T.
+
+    Without ``shift_seed`` the shift s is 0 and the last L mod T columns are never read: every
+    epoch sees the same batches, cut at the same places. With it, each epoch draws s from
+    (shift_seed, epoch) in [0, L - num_batches·T], and num_batches drops by one (when L >= 2T)
+    so that s can reach T - 1: the cuts of truncated BPTT, and the contexts the model learns
+    from, differ from epoch to epoch.
     """
 
     stateful = True
 
     def __init__(
-        self, tokens, batch_size: int, seq_length: int, name: str = "the training data"
+        self,
+        tokens,
+        batch_size: int,
+        seq_length: int,
+        name: str = "the training data",
+        shift_seed: int | None = None,
     ) -> None:
         self.tokens = _as_tokens(tokens)
         _check_sizes(len(self.tokens), batch_size, seq_length, name)
         self.batch_size, self.seq_length = batch_size, seq_length
         self.stream_length = (len(self.tokens) - 1) // batch_size
+        self.shift_seed = shift_seed
         self._starts = np.arange(batch_size, dtype=np.int64) * self.stream_length
+        self._num_batches = self.stream_length // seq_length
+        if shift_seed is not None and self._num_batches >= 2:
+            self._num_batches -= 1
 
     def num_batches(self) -> int:
-        return self.stream_length // self.seq_length
+        return self._num_batches
 
     def __len__(self) -> int:
         return self.num_batches()
 
+    def shift(self, epoch: int) -> int:
+        """s, the column where the streams start in ``epoch``."""
+        if self.shift_seed is None:
+            return 0
+        slack = self.stream_length - self._num_batches * self.seq_length
+        return int(np.random.default_rng([self.shift_seed, epoch]).integers(0, slack + 1))
+
     def batch(self, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch ``index`` of any epoch: (inputs, targets), LongTensor (B, T) each."""
+        """Batch ``index`` of ``epoch``: (inputs, targets), LongTensor (B, T) each."""
         if not 0 <= index < self.num_batches():
             raise IndexError(f"batch index {index} out of range [0, {self.num_batches()})")
-        return _gather(self.tokens, self._starts + index * self.seq_length, self.seq_length)
+        start = self.shift(epoch) + index * self.seq_length
+        return _gather(self.tokens, self._starts + start, self.seq_length)
 
     def __repr__(self) -> str:
+        shift = "" if self.shift_seed is None else f", shift_seed={self.shift_seed}"
         return (
             f"StreamBatches(tokens={len(self.tokens)}, batch_size={self.batch_size}, "
-            f"seq_length={self.seq_length}, num_batches={self.num_batches()})"
+            f"seq_length={self.seq_length}, num_batches={self.num_batches()}{shift})"
         )
 
 

@@ -74,6 +74,13 @@ class LMDataConfig:
         default=True,
         metadata={"help": "carry state across batches (contiguous streams) or random windows"},
     )
+    shift_streams: bool = field(
+        default=False,
+        metadata={
+            "help": "stateful: start the streams up to seq_length tokens later each epoch, so "
+            "the BPTT cuts fall elsewhere every epoch"
+        },
+    )
     max_vocab: int = field(default=0, metadata={"help": "cap the vocabulary (0 = no cap)"})
     min_freq: int = field(default=1, metadata={"help": "drop tokens seen fewer times"})
 
@@ -265,7 +272,13 @@ def _vocab_difference(new: Vocab, old: Vocab) -> str:
 
 def _sources(train_tokens, val_tokens, data: LMDataConfig, seed: int):
     if data.stateful:
-        train = StreamBatches(train_tokens, data.batch_size, data.seq_length, "the training data")
+        train = StreamBatches(
+            train_tokens,
+            data.batch_size,
+            data.seq_length,
+            "the training data",
+            shift_seed=seed if data.shift_streams else None,
+        )
     else:
         train = WindowBatches(
             train_tokens, data.batch_size, data.seq_length, seed, name="the training data"
