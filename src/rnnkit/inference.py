@@ -15,7 +15,8 @@ for one-token steps:
   (see :func:`_matmul`).
 
 A step reads every weight once, so at batch 1 it is bound by memory bandwidth: a 2×512 LSTM is
-12.6 MB of float32 weights, more than the L2 caches hold (see benchmarks/generate_speed.py).
+12.6 MB of float32 weights, more than the L2 caches hold; benchmarks/gemv_ceiling.py measures
+that ceiling, and benchmarks/generate_speed.py the engine against ``nn.LSTM``.
 float32 (default) matches the torch model within ~1e-5 on the logits; float64 within ~1e-12.
 
 The state of B rows is one (B, S) array: for each layer, its h (N columns), then its c for an
