@@ -191,13 +191,13 @@ def main() -> None:
         "fit in 30 minutes",
     )
     s.add_argument("--decay-start", type=int, default=1300)
+    s.add_argument("--decay-every", type=int, default=120)
     s.add_argument(
         "--shift-streams",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="start the streams up to seq-length tokens later each epoch",
     )
-    s.add_argument("--decay-every", type=int, default=120)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="runs/bench-shakespeare")
     p = sub.add_parser("ptb")
