@@ -198,6 +198,32 @@ def test_recurrent_dropout_acts_in_training_only():
 # -------------------------------------------------------------------------------- state helpers
 
 
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_autocast_bf16_keeps_the_state_in_full_precision(config):
+    """Mixed precision: the fused kernel runs in bfloat16, the scan engine in float32 (its
+    hand-written backward), and the state handed back stays float32 so it can be fed in again."""
+    cls, kw = CONFIGS[config]
+    torch.manual_seed(0)
+    layer = cls(D_IN, N, num_layers=2, batch_first=True, **kw)
+    x = torch.randn(B, T, D_IN)
+    ref, ref_state = layer(torch.cat([x, x], dim=1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, state = layer(x)
+        for s in state if isinstance(state, tuple) else (state,):
+            assert s.dtype == torch.float32
+        y2, state = layer(x, state)  # a float32 state goes back in
+        layer(x.bfloat16())  # so does a bfloat16 x (from a layer below, say)
+    y2.float().sum().backward()
+    assert all(p.grad.dtype == torch.float32 for p in layer.parameters())
+    if layer.uses_native:
+        assert y.dtype == torch.bfloat16 or kw.get("reset_after")  # torch's GRU returns fp32
+        all_close(y2.float(), ref[:, T:], tol=3e-2)
+    else:
+        assert y.dtype == torch.float32
+        all_close(y2, ref[:, T:], tol=1e-6)
+    all_close(state, ref_state, tol=3e-2)
+
+
 def test_detach_state_cuts_the_graph():
     layer = LSTM(D_IN, N)
     _, state = layer(torch.randn(B, T, D_IN))

@@ -126,7 +126,9 @@ class RecurrentLayer(nn.Module):
                 f"(T, {self.input_size}) unbatched, got {shape}"
             )
         weight = self.cells[0].weight_ih
-        if x.dtype != weight.dtype:
+        # Under autocast (mixed precision) x may come in the lower precision: the kernel casts.
+        autocast = torch.is_autocast_enabled(x.device.type)
+        if x.dtype != weight.dtype and not autocast:
             raise RnnkitError(
                 f"x has dtype {x.dtype} but the layer's parameters are {weight.dtype}: "
                 f"convert one of them (x.to(...) or layer.to(...))"
@@ -139,7 +141,7 @@ class RecurrentLayer(nn.Module):
         if T == 0 or B == 0:
             raise RnnkitError(f"x must have at least one step and one row, got {tuple(x.shape)}")
 
-        state = self._check_state(state, x, B, batched)
+        state = self._check_state(state, weight.dtype, x.device, B, batched)
         lengths = self._check_lengths(lengths, B, T, batched)
 
         if self.engine == "native":
@@ -156,6 +158,9 @@ class RecurrentLayer(nn.Module):
                 training=self.training,
                 lengths=lengths,
             )
+        elif autocast:  # the scan engine's hand-written backward runs in full precision only
+            with torch.autocast(x.device.type, enabled=False):
+                outputs, final = self._scan_forward(x.to(weight.dtype), state, lengths)
         else:
             outputs, final = self._scan_forward(x, state, lengths)
 
@@ -168,6 +173,8 @@ class RecurrentLayer(nn.Module):
                 outputs = outputs.squeeze(0)
         elif not batched:
             outputs = outputs.squeeze(batch_dim)
+        if autocast:  # the state keeps the parameters' precision from call to call
+            final = _cast_state(final, weight.dtype)
         if not batched:
             final = tuple(s.squeeze(1) for s in final) if self.kind == "lstm" else final.squeeze(1)
         return outputs, final
@@ -212,10 +219,12 @@ class RecurrentLayer(nn.Module):
 
     # ---------------------------------------------------------------- validation
 
-    def _check_state(self, state: State | None, x: Tensor, B: int, batched: bool) -> State:
+    def _check_state(
+        self, state: State | None, dtype: torch.dtype, device: torch.device, B: int, batched: bool
+    ) -> State:
         LD, N = self.num_layers * self.num_directions, self.hidden_size
         if state is None:
-            zeros = x.new_zeros(LD, B, N)
+            zeros = torch.zeros(LD, B, N, dtype=dtype, device=device)
             return (zeros, zeros) if self.kind == "lstm" else zeros
         expected = (LD, B, N) if batched else (LD, N)
         if self.kind == "lstm":
@@ -235,9 +244,10 @@ class RecurrentLayer(nn.Module):
                     f"{name} must have shape {expected} (num_layers·num_directions, "
                     f"{'B, ' if batched else ''}hidden_size), got {got}"
                 )
-            if s.dtype != x.dtype or s.device != x.device:
+            if s.dtype != dtype or s.device != device:
                 raise RnnkitError(
-                    f"{name} must be {x.dtype} on {x.device} like x, got {s.dtype} on {s.device}"
+                    f"{name} must be {dtype} on {device} like the parameters and x, "
+                    f"got {s.dtype} on {s.device}"
                 )
             checked.append(s if batched else s.unsqueeze(1))
         return tuple(checked) if self.kind == "lstm" else checked[0]
@@ -454,3 +464,9 @@ class GRU(RecurrentLayer):
 
 
 LAYERS: dict[str, type[RecurrentLayer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def _cast_state(state: State, dtype: torch.dtype) -> State:
+    if isinstance(state, tuple):
+        return tuple(s.to(dtype) for s in state)
+    return state.to(dtype)
