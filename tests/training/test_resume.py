@@ -65,6 +65,14 @@ def test_resume_after_max_steps_is_exact(tmp_path, kind, dropout, k):
     assert [r["val_loss"] for r in result.history] == [r["val_loss"] for r in full_result.history]
 
 
+def test_resume_is_exact_in_bf16_mixed_precision(tmp_path):
+    full, _ = run(tmp_path / "full", "stateful", 0.3, precision="bf16")
+    run(tmp_path / "part", "stateful", 0.3, max_steps=7, precision="bf16")
+    part, result = run(tmp_path / "part", "stateful", 0.3, resume=True, precision="bf16")
+    assert result.steps == N
+    assert_same_weights(full.model, part.model)
+
+
 def test_keyboard_interrupt_saves_and_resume_is_exact(tmp_path):
     full, _ = run(tmp_path / "full", "stateful", 0.3)
 

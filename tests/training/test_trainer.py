@@ -148,6 +148,34 @@ def test_loss_decreases_on_learnable_stream(tmp_path):
     assert read_config(tmp_path / "best")["step"] == result.best_step
 
 
+def test_bf16_mixed_precision_learns_and_carries_a_float32_state():
+    model = make_model()
+    train, val = StreamSource(batches=10), StreamSource(batches=3, seed=1)
+    before = evaluate(model, val)
+    result = Trainer(model, train, val, cfg(epochs=6, precision="bf16")).fit()
+    assert result.last_val_loss < 0.5 * before, (before, result.last_val_loss)
+    carried = [s for s in model.states_seen if s is not None]
+    assert carried and all(t.dtype == torch.float32 for s in carried for t in s)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    # The forward pass really ran in bfloat16: the weights differ from a float32 run's.
+    fp32 = make_model()
+    Trainer(fp32, train, val, cfg(epochs=6)).fit()
+    assert not torch.equal(fp32.head.weight, model.head.weight)
+
+
+def test_auto_precision_is_bf16_exactly_where_the_cpu_has_amx():
+    from pathlib import Path
+
+    from rnnkit.training.trainer import uses_bf16
+
+    cpu = torch.device("cpu")
+    assert uses_bf16("bf16", cpu) and not uses_bf16("fp32", cpu)
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo to compare with")
+    assert uses_bf16("auto", cpu) == (" amx_tile" in cpuinfo.read_text())
+
+
 def test_evaluate_is_token_weighted_and_keeps_mode_and_rng():
     model = make_model(dropout=0.5)
 
@@ -296,6 +324,19 @@ def test_early_stopping():
     assert result.steps == 4 and result.best_step == 1 and result.best_val_loss == 1.0
 
 
+def test_validation_schedule_with_and_without_epoch_ends():
+    def validated_steps(**kw):
+        result = Trainer(make_model(), StreamSource(), StreamSource(seed=1), cfg(**kw)).fit()
+        return [r["step"] for r in result.history if r["val_loss"] is not None]
+
+    # 5 batches per epoch, 3 epochs
+    assert validated_steps(epochs=3) == [5, 10, 15]
+    assert validated_steps(epochs=3, eval_every=4) == [4, 5, 8, 10, 12, 15]
+    assert validated_steps(epochs=3, eval_every=4, eval_at_epoch_end=False) == [4, 8, 12]
+    with pytest.raises(RnnkitError, match="eval_at_epoch_end=False needs eval_every"):
+        cfg(eval_at_epoch_end=False)
+
+
 def test_max_steps_time_budget_and_callback_stop():
     assert Trainer(make_model(), StreamSource(), config=cfg(epochs=9, max_steps=7)).fit().steps == 7
     result = Trainer(make_model(), StreamSource(), config=cfg(epochs=9, max_minutes=1e-9)).fit()
@@ -391,6 +432,7 @@ def test_init_from_loads_weights_for_a_fresh_run(tmp_path):
         ("progress", 1),
         ("eval_every", 2.5),
         ("threads", -1),
+        ("precision", "fp16"),
     ],
 )
 def test_config_errors_name_the_field(field, value):

@@ -3,12 +3,13 @@
 A step is: batch (epoch, index) from the source → ``model.compute_loss(batch, state)`` →
 backward → clip → set the scheduled lr → optimizer step → carry the detached state (stateful
 sources) → advance (epoch, index). After the position has advanced come the bookkeeping: a log
-row every ``log_every`` steps, validation every ``eval_every`` steps and at each epoch end, the
-``best/`` and ``last/`` checkpoints. Stopping is decided only at the top of the loop, so every
-checkpoint is taken between two steps and holds everything the next step depends on: weights,
-optimizer and schedule state, (epoch, index), the carried recurrent state, all RNG states, the
-best loss and early-stopping count, the elapsed time. Resuming from it replays the same steps
-with the same random numbers: on the CPU the weights match an uninterrupted run bit for bit.
+row every ``log_every`` steps, validation every ``eval_every`` steps and at each epoch end
+(``eval_at_epoch_end``), the ``best/`` and ``last/`` checkpoints. Stopping is decided only at
+the top of the loop, so every checkpoint is taken between two steps and holds everything the
+next step depends on: weights, optimizer and schedule state, (epoch, index), the carried
+recurrent state, all RNG states, the best loss and early-stopping count, the elapsed time.
+Resuming from it replays the same steps with the same random numbers: on the CPU the weights
+match an uninterrupted run bit for bit (in bf16 mixed precision too).
 
 Ctrl-C: the first press finishes the current step, saves ``last/`` and returns with
 ``stopped_reason='interrupted'``; a second press stops at once (and still saves, unless it
@@ -49,7 +50,7 @@ from rnnkit.training.rng import (
     torch_rng_snapshot,
 )
 from rnnkit.training.run_state import CheckpointedRun, _checkpoint_to_resume
-from rnnkit.training.trees import detach_state, move_to
+from rnnkit.training.trees import detach_state, map_tensors, move_to
 
 STOP_REASONS = (
     "completed",  # all epochs done
@@ -328,6 +329,7 @@ class Trainer(CheckpointedRun):
         model, optimizer, source = self.model, self.optimizer, self.train_source
         stateful = bool(source.stateful)
         on_cpu = self.device.type == "cpu"
+        mixed = uses_bf16(cfg.precision, self.device)
         checked = False
         model.train()
         while True:
@@ -340,9 +342,10 @@ class Trainer(CheckpointedRun):
             batch = source.batch(self.epoch, self.index)
             if not on_cpu:
                 batch = move_to(batch, self.device)
-            loss, state, num_tokens = model.compute_loss(
-                batch, state=self.carried if stateful else None
-            )
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=mixed):
+                loss, state, num_tokens = model.compute_loss(
+                    batch, state=self.carried if stateful else None
+                )
             if not checked:
                 _check_loss(loss)
                 checked = True
@@ -358,6 +361,8 @@ class Trainer(CheckpointedRun):
             self._phase = "update"
             optimizer.step()
             self.carried = detach_state(state) if stateful else None
+            if mixed and self.carried is not None:  # autocast hands back a bf16 state
+                self.carried = map_tensors(_full_precision, self.carried)
             self.step += 1
             self.index += 1
             epoch_end = self.index >= self.num_batches
@@ -392,7 +397,8 @@ class Trainer(CheckpointedRun):
             if not math.isfinite(train_loss):
                 self.request_stop("nonfinite_loss")
         eval_due = self.val_source is not None and (
-            epoch_end or (cfg.eval_every > 0 and self.step % cfg.eval_every == 0)
+            (epoch_end and cfg.eval_at_epoch_end)
+            or (cfg.eval_every > 0 and self.step % cfg.eval_every == 0)
         )
         save_due = eval_due or (cfg.save_every > 0 and self.step % cfg.save_every == 0)
         if not (row or eval_due or save_due):
@@ -457,6 +463,21 @@ class Trainer(CheckpointedRun):
                 if fn is not None:
                     fn(self, *args)
         self.model.train()
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether ``precision`` ('fp32' | 'bf16' | 'auto') trains in bfloat16 on ``device``."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # bfloat16 pays off on a CPU with AMX tile units (2x here); without them, stay in float32.
+    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return device.type == "cpu" and has_amx is not None and bool(has_amx())
+
+
+def _full_precision(t: Tensor) -> Tensor:
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def _check_loss(loss: Any) -> None:
