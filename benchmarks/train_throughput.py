@@ -11,10 +11,14 @@ keeps the best of several repeats):
 * ``rnnkit scan``       rnnkit.nn.LSTM(engine="scan"): the scan engine
 * ``torch GRU``         torch.nn.GRU, the baseline for the GRU row (cuDNN form)
 * ``rnnkit scan GRU``   rnnkit.nn.GRU(reset_after=False): the textbook GRU on the scan engine
+* ``... bf16``          the same model trained in mixed precision (``torch.autocast`` bfloat16,
+                        float32 weights: ``TrainConfig(precision="bf16")``); its ratio is
+                        against the float32 baseline. On a CPU with AMX (``amx_bf16`` in
+                        /proc/cpuinfo) oneDNN runs the products on the tile units.
 
 GFLOP/s counts matrix-product FLOPs only: forward 2·T·B·G·N·(d+N) per layer plus the head
 2·T·B·N·V, backward twice the forward. "% peak" divides by a float32 torch.mm (2048³) timed in
-this run.
+this run, so bf16 rows can pass 100%.
 
     python benchmarks/train_throughput.py [--hidden 256 512 1024] [--steps 3] [--repeats 3]
     python benchmarks/train_throughput.py --quick       # tiny sizes, a smoke test
@@ -93,11 +97,14 @@ def have_layers() -> bool:
 
 
 def variants(hidden: int) -> list[tuple[str, str, Callable[[], nn.Module]]]:
-    """(name, baseline name, model factory) for one hidden size."""
+    """(name, baseline name, model factory) for one hidden size; "bf16" names run autocast."""
     out = [("torch LSTM", "torch LSTM", lambda: TorchLM("lstm", hidden))]
     if have_layers():
+        native = lambda: RnnkitLM("lstm", hidden, engine="native")  # noqa: E731
         out += [
-            ("rnnkit native", "torch LSTM", lambda: RnnkitLM("lstm", hidden, engine="native")),
+            ("rnnkit native", "torch LSTM", native),
+            ("torch LSTM bf16", "torch LSTM", lambda: TorchLM("lstm", hidden)),
+            ("rnnkit native bf16", "torch LSTM", native),
             ("rnnkit scan", "torch LSTM", lambda: RnnkitLM("lstm", hidden, engine="scan")),
             ("torch GRU", "torch GRU", lambda: TorchLM("gru", hidden)),
             (
@@ -140,16 +147,18 @@ def _timed(fn: Callable[[], object]) -> float:
 class Runner:
     """One model with its optimizer and a fixed batch; ``run(n)`` times n training steps."""
 
-    def __init__(self, model: nn.Module, T: int, B: int) -> None:
+    def __init__(self, model: nn.Module, T: int, B: int, mixed: bool = False) -> None:
         torch.manual_seed(0)
         self.model = model
+        self.mixed = mixed
         self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         self.tokens = torch.randint(0, VOCAB, (T, B))
         self.targets = torch.randint(0, VOCAB, (T, B))
 
     def step(self) -> float:
-        logits = self.model(self.tokens)
-        loss = F.cross_entropy(logits.reshape(-1, VOCAB), self.targets.reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.mixed):
+            logits = self.model(self.tokens)
+            loss = F.cross_entropy(logits.reshape(-1, VOCAB), self.targets.reshape(-1))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -167,7 +176,7 @@ def bench_hidden(hidden: int, T: int, B: int, args) -> list[dict]:
     runners = {}
     for name, base, make in variants(hidden):
         torch.manual_seed(0)
-        runners[name] = (base, Runner(make(), T, B))
+        runners[name] = (base, Runner(make(), T, B, mixed=name.endswith("bf16")))
     for _, r in runners.values():
         for _ in range(args.warmup):
             r.step()
@@ -221,13 +230,13 @@ def main(argv: list[str] | None = None) -> None:
     rows = [r for hidden in args.hidden for r in bench_hidden(hidden, T, B, args)]
     peak = max(peak, matmul_peak(peak_n))
     print(f"matmul peak {peak:.0f} GFLOP/s (float32 {peak_n}³ torch.mm, best of both timings)")
-    header = f"{'N':>5}  {'variant':<16} {'tokens/s':>9}  {'ratio':>6}  {'vs':<10} "
+    header = f"{'N':>5}  {'variant':<19} {'tokens/s':>9}  {'ratio':>6}  {'vs':<10} "
     header += f"{'GFLOP/s':>7}  {'% peak':>6}"
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['hidden']:>5}  {r['variant']:<16} {r['tok_s']:>9.0f}  {r['ratio']:>5.2f}x  "
+            f"{r['hidden']:>5}  {r['variant']:<19} {r['tok_s']:>9.0f}  {r['ratio']:>5.2f}x  "
             f"{r['baseline']:<10} {r['gflops']:>7.1f}  {100 * r['gflops'] / peak:>5.1f}%"
         )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

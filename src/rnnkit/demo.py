@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     data = LMDataConfig(level="char", seq_length=100, batch_size=64, val_fraction=0.05)
     train = TrainConfig(
         lr=3e-3, grad_clip=5.0, epochs=50, max_minutes=args.minutes, eval_every=200,
-        eval_batches=20, progress=True,
+        eval_batches=20, progress=True, precision="auto",
     )  # fmt: skip
     start = time.perf_counter()
     result = train_language_model(corpus, out / "run", model, data, train)
