@@ -42,9 +42,9 @@ class TrainConfig:
         epochs: passes over the training source. max_steps: total steps, 0 = no limit.
         max_minutes: wall-clock budget over all resumed parts, 0 = none.
     Validation and stopping
-        eval_every: validate every this many steps (0 = only at epoch ends; always at epoch ends).
-        eval_at_epoch_end: also validate at each epoch end; turn it off when epochs are short
-        (Tiny Shakespeare at 64×128 is a 121-step epoch) and eval_every says when.
+        eval_every: validate every this many steps (0 = only at epoch ends).
+        eval_at_epoch_end: also validate at each epoch end (default); turn it off when epochs
+        are short (Tiny Shakespeare at 64×128 is a 121-step epoch) and eval_every says when.
         eval_batches: validate on at most this many batches, 0 = all.
         early_stopping_patience: stop after this many validations without improvement, 0 = off.
     Reproducibility and output
