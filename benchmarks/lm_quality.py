@@ -53,6 +53,7 @@ from rnnkit.data.corpus import encode_corpus
 from rnnkit.models.language_model import LanguageModel, LMConfig
 from rnnkit.tasks.lm import LMDataConfig, train_language_model
 from rnnkit.training import TrainConfig, Trainer, evaluate, resolve_device, seed_everything
+from rnnkit.training.config import PRECISIONS
 from rnnkit.training.trainer import uses_bf16
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -220,7 +221,7 @@ def main() -> None:
     )
     s.add_argument(
         "--precision",
-        choices=["fp32", "bf16", "auto"],
+        choices=PRECISIONS,
         default="auto",
         help="bf16: mixed-precision training (validation stays fp32); auto: bf16 on a CPU\n"
         "with AMX",
@@ -243,7 +244,7 @@ def main() -> None:
         "--lr-decay", type=float, default=0.5, help="per-epoch factor (medium: 1/1.2 = 0.833)"
     )
     p.add_argument("--decay-after", type=int, default=4, help="epochs at lr 1 first (medium: 6)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="see shakespeare")
     p.add_argument("--minutes", type=float, default=0.0, help="time budget (0 = none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench-ptb")
