@@ -374,14 +374,19 @@ def save_checkpoint(
     state_json = None
     if trainer_state is not None:
         state_json = encode_tree(dict(trainer_state), "state", state_tensors)
-    with _atomic_directory(target) as tmp:
-        _write_json(tmp / CONFIG_FILE, config)
-        for name, obj in extra.items():
-            _write_json(tmp / name, obj)
-        _write_tensors(tmp / MODEL_FILE, weights, {_ALIASES_KEY: json.dumps(aliases)})
-        if state_json is not None:
-            _write_json(tmp / STATE_JSON, state_json)
-            _write_tensors(tmp / STATE_TENSORS, state_tensors, {})
+    try:
+        with _atomic_directory(target) as tmp:
+            _write_json(tmp / CONFIG_FILE, config)
+            for name, obj in extra.items():
+                _write_json(tmp / name, obj)
+            _write_tensors(tmp / MODEL_FILE, weights, {_ALIASES_KEY: json.dumps(aliases)})
+            if state_json is not None:
+                _write_json(tmp / STATE_JSON, state_json)
+                _write_tensors(tmp / STATE_TENSORS, state_tensors, {})
+    except (OSError, SafetensorError) as e:  # a full disk, a read-only directory, ...
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        kept = "the previous checkpoint there is intact" if target.exists() else "none was kept"
+        raise RnnkitError(f"could not write checkpoint {target}: {reason}; {kept}") from None
     return target
 
 

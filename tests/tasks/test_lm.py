@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from rnnkit.checkpoint import read_config
 from rnnkit.data import Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.models.language_model import LanguageModel, LMConfig
@@ -128,9 +129,14 @@ def test_a_fresh_run_replaces_the_run_in_its_directory(tmp_path):
     out = tmp_path / "run"
     train_language_model(corpus, out, LMConfig(**SMALL), data_cfg(), train_cfg(epochs=1))
     assert (out / "best").is_dir()
-    # Stopped before any validation: no best/ of its own, and the old one must not stand in.
-    train_language_model(corpus, out, LMConfig(**SMALL), data_cfg(), train_cfg(max_steps=1))
-    assert not (out / "best").exists()
+    with pytest.raises(RnnkitError, match="already holds a run: --resume .* --overwrite"):
+        train_language_model(corpus, out, LMConfig(**SMALL), data_cfg(), train_cfg(max_steps=1))
+    assert load_configs(out)[2].max_steps == 0  # untouched
+    # The old best/ must not stand in: best/ is the new run's final validation, at step 1.
+    train_language_model(
+        corpus, out, LMConfig(**SMALL), data_cfg(), train_cfg(max_steps=1), overwrite=True
+    )
+    assert read_config(out / "best")["step"] == 1
     assert load_configs(out)[2].max_steps == 1
     gen = TextGenerator.load(out)
     last = load_file(out / "last" / "model.safetensors")
@@ -216,8 +222,8 @@ def test_init_from_keeps_shape_vocabulary_and_level(char_run, tmp_path):
     unseen = write_corpus(tmp_path / "unseen.txt", words=["zebra", "cat"])
     with pytest.raises(RnnkitError, match="'z' .* is not in the vocabulary"):
         train_language_model(unseen, tmp_path / "c", None, data_cfg(), cfg)
-    with pytest.raises(RnnkitError, match="lies in .* which the new run overwrites"):
-        train_language_model(corpus, run, None, data_cfg(), cfg)
+    with pytest.raises(RnnkitError, match="lies in .* which the new run replaces"):
+        train_language_model(corpus, run, None, data_cfg(), cfg, overwrite=True)
     # Dropout may change for fine-tuning: it is not part of the shape.
     tuned = LMConfig(**{**SMALL, "dropout": 0.3})
     train_language_model(corpus, tmp_path / "d", tuned, data_cfg(), cfg)

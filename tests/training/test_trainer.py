@@ -126,7 +126,7 @@ def cfg(**kw):
 def test_loss_decreases_on_learnable_stream(tmp_path):
     model = make_model()
     train, val = StreamSource(batches=10), StreamSource(batches=3, seed=1)
-    before = evaluate(model, val)
+    before = evaluate(model, val)["loss"]
     result = Trainer(model, train, val, cfg(epochs=6), tmp_path).fit()
     assert result.stopped_reason == "completed"
     assert result.steps == 60 and result.epochs == 6
@@ -144,14 +144,14 @@ def test_loss_decreases_on_learnable_stream(tmp_path):
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
     best = load_model(tmp_path)  # out_dir → best/
-    assert evaluate(best, val) == pytest.approx(result.best_val_loss, rel=1e-6)
+    assert evaluate(best, val)["loss"] == pytest.approx(result.best_val_loss, rel=1e-6)
     assert read_config(tmp_path / "best")["step"] == result.best_step
 
 
 def test_bf16_mixed_precision_learns_and_carries_a_float32_state():
     model = make_model()
     train, val = StreamSource(batches=10), StreamSource(batches=3, seed=1)
-    before = evaluate(model, val)
+    before = evaluate(model, val)["loss"]
     result = Trainer(model, train, val, cfg(epochs=6, precision="bf16")).fit()
     assert result.last_val_loss < 0.5 * before, (before, result.last_val_loss)
     carried = [s for s in model.states_seen if s is not None]
@@ -197,12 +197,12 @@ def test_evaluate_is_token_weighted_and_keeps_mode_and_rng():
             tokens.append(out.num_tokens)
     model.train()
     rng = torch.get_rng_state()
-    got = evaluate(model, Uneven())
+    got = evaluate(model, Uneven())["loss"]
     assert got == pytest.approx(
         sum(l * n for l, n in zip(losses, tokens, strict=True)) / sum(tokens)
     )
     assert model.training and torch.equal(rng, torch.get_rng_state())
-    assert evaluate(model, Uneven(), max_batches=1) == pytest.approx(losses[0])
+    assert evaluate(model, Uneven(), max_batches=1) == {"loss": pytest.approx(losses[0])}
 
 
 def test_stateful_source_carries_detached_state_and_resets_each_epoch():
@@ -369,14 +369,39 @@ def test_save_every_writes_last_and_the_end_is_always_saved(tmp_path, capsys):
     assert "5/5" in capsys.readouterr().err  # the progress bar
 
 
-def test_nonfinite_loss_stops_without_overwriting_last(tmp_path):
+def test_nonfinite_loss_stops_without_overwriting_last(tmp_path, caplog):
     model = make_model()
     Trainer(model, StreamSource(), config=cfg(max_steps=2), out_dir=tmp_path).fit()
     good = (tmp_path / "last" / "model.safetensors").read_bytes()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
     model.config.loss_scale = float("nan")
-    result = Trainer(model, StreamSource(), config=cfg(epochs=2), out_dir=tmp_path).fit()
-    assert result.stopped_reason == "nonfinite_loss" and result.steps == 1
+    trainer = Trainer.resume(tmp_path, StreamSource(), config=cfg(epochs=2, save_every=1))
+    trainer.model.config.loss_scale = float("nan")
+    result = trainer.fit()
+    # Caught at the step it appears (step 3), before the optimizer: no step taken, nothing saved.
+    assert result.stopped_reason == "nonfinite_loss" and result.steps == 2
+    assert result.last_good_step == 2
+    assert "training loss is nan at step 3" in caplog.text
+    assert "last/ at step 2 is the last good checkpoint" in caplog.text
     assert (tmp_path / "last" / "model.safetensors").read_bytes() == good
+    assert all(torch.equal(weights[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_nonfinite_loss_mid_run_is_caught_at_its_step_even_with_save_every(tmp_path):
+    class NanAt(ToyLM):
+        def compute_loss(self, batch, state=None):
+            self.calls = getattr(self, "calls", 0) + 1
+            out = super().compute_loss(batch, state)
+            return out._replace(loss=out.loss * float("nan")) if self.calls == 4 else out
+
+    torch.manual_seed(3)
+    model = NanAt(ToyConfig())
+    result = Trainer(
+        model, StreamSource(), config=cfg(epochs=2, save_every=1), out_dir=tmp_path
+    ).fit()
+    assert result.stopped_reason == "nonfinite_loss" and result.steps == 3
+    assert read_config(tmp_path / "last")["step"] == 3
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_callbacks_do_not_shift_the_training_rng():
@@ -482,5 +507,5 @@ def test_loss_meter_keeps_no_tensor_of_a_step_alive():
     del losses
     gc.collect()
     assert all(r() is None for r in refs)
-    mean, _ = meter.take()
-    assert mean == pytest.approx((2.0 * 1 + 4.0 * 3) / 4)
+    mean, _, metrics, tokens = meter.take()
+    assert mean == pytest.approx((2.0 * 1 + 4.0 * 3) / 4) and (metrics, tokens) == ({}, 4)

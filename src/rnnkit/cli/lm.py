@@ -1,13 +1,12 @@
 """``rnnkit lm train|sample|predict|eval``: flags map one to one onto the Python API's configs."""
 
 import argparse
-import dataclasses
 import json
-import logging
 import sys
 from dataclasses import dataclass, field
 
-from rnnkit.cli.args import add_dataclass_args, dataclass_from_args, given_fields
+from rnnkit.cli.args import add_dataclass_args, dataclass_from_args
+from rnnkit.cli.run import add_train_command
 from rnnkit.errors import RnnkitError
 
 
@@ -30,25 +29,18 @@ class SampleConfig:
 
 
 def register(tasks: argparse._SubParsersAction) -> None:
-    from rnnkit.models.language_model import LMConfig
-    from rnnkit.tasks.lm import LMDataConfig
-    from rnnkit.training import TrainConfig
+    from rnnkit.tasks.lm import LM_TASK
 
     lm = tasks.add_parser("lm", help="character- and word-level language models")
     verbs = lm.add_subparsers(dest="verb", metavar="VERB", required=True)
-
-    p = verbs.add_parser("train", help="train a language model on a text file or directory")
-    p.add_argument("data", metavar="DATA", help="a UTF-8 text file or a directory of them")
-    p.add_argument("--out", required=True, help="run directory (checkpoints, logs)")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out exactly (flags given change its training config)",
+    add_train_command(
+        verbs,
+        LM_TASK,
+        help="train a language model on a text file or directory",
+        add_data=lambda p: p.add_argument(
+            "data", metavar="DATA", help="a UTF-8 text file or a directory of them"
+        ),
     )
-    add_dataclass_args(p, LMDataConfig, title="data")
-    add_dataclass_args(p, LMConfig, title="model")
-    add_dataclass_args(p, TrainConfig, title="training", exclude=("betas",))
-    p.set_defaults(run=_train)
 
     p = verbs.add_parser("sample", help="generate text from a trained model")
     p.add_argument("model", metavar="DIR", help="run or checkpoint directory")
@@ -69,60 +61,6 @@ def register(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--seq-length", type=int, default=0, help="default: the training length")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_eval)
-
-
-# ---- train ------------------------------------------------------------------------------------
-
-
-def _train_configs(args: argparse.Namespace):
-    """(model, data, train) configs: the flags given, over the defaults, or over the configs
-    saved in the run to resume / the checkpoint to start from."""
-    from rnnkit.models.language_model import LMConfig
-    from rnnkit.tasks.lm import LMDataConfig, last_checkpoint, load_configs
-    from rnnkit.training import TrainConfig
-
-    model, data, train = (given_fields(c, args) for c in (LMConfig, LMDataConfig, TrainConfig))
-    if args.resume:
-        base = load_configs(last_checkpoint(args.out))
-    elif train.get("init_from"):
-        saved_model, saved_data, _ = load_configs(train["init_from"])
-        base = saved_model, saved_data, TrainConfig()
-    else:
-        base = LMConfig(), LMDataConfig(), TrainConfig()
-    saved_model, saved_data, saved_train = base
-    return (
-        dataclasses.replace(saved_model, **model),
-        dataclasses.replace(saved_data, **data),
-        dataclasses.replace(saved_train or TrainConfig(), **train),
-    )
-
-
-def _train(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.lm import train_language_model
-
-    model, data, train = _train_configs(args)
-    # Without a progress bar the log rows are the only sign of life: show them on stderr.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("rnnkit")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if train.progress else logging.INFO)
-    try:
-        result = train_language_model(args.data, args.out, model, data, train, resume=args.resume)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-    losses = [
-        f"{name} {value:.4f}"
-        for name, value in (("best", result.best_val_loss), ("last", result.last_val_loss))
-        if value is not None
-    ]
-    print(
-        f"stopped ({result.stopped_reason}) after {result.steps} steps; validation loss "
-        f"{', '.join(losses) or 'not measured'}; checkpoints in {args.out}"
-    )
-    return 130 if result.stopped_reason == "interrupted" else 0
 
 
 # ---- sample / predict / eval ------------------------------------------------------------------

@@ -7,22 +7,25 @@ business, also status 2. Ctrl-C exits with 130 (a training run has saved its che
 
 import argparse
 import contextlib
+import importlib
 import os
 import sys
 
 from rnnkit import __version__
 from rnnkit.errors import RnnkitError
 
+# One CLI module per task, each with a register(subparsers) that adds `rnnkit <task> <verb>`.
+TASK_MODULES = ("lm",)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from rnnkit.cli import lm
-
     parser = argparse.ArgumentParser(
         prog="rnnkit", description="Recurrent sequence models: RNN, LSTM, GRU."
     )
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
-    lm.register(tasks)
+    for name in TASK_MODULES:
+        importlib.import_module(f"rnnkit.cli.{name}").register(tasks)
     return parser
 
 

@@ -13,30 +13,14 @@ of one batch from the (memory-mapped) array:
 * :class:`WindowBatches` (stateless, nanoGPT style): non-overlapping windows of T+1 tokens at a
   random phase, in a random order; both drawn per epoch from (seed, epoch) only.
 
-Both implement :class:`BatchSource`, the protocol the Trainer consumes.
+Both implement :class:`rnnkit.contracts.BatchSource`, the protocol the Trainer consumes.
 """
-
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from rnnkit.contracts import BatchSource  # noqa: F401  (re-exported: the protocol these meet)
 from rnnkit.errors import RnnkitError
-
-
-@runtime_checkable
-class BatchSource(Protocol):
-    """What the Trainer needs from a data source."""
-
-    stateful: bool  # carry recurrent state from batch i to batch i+1 of an epoch
-
-    def num_batches(self) -> int:
-        """Batches per epoch."""
-        ...
-
-    def batch(self, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, targets), both LongTensor (B, T); deterministic for (epoch, index)."""
-        ...
 
 
 def _as_tokens(tokens) -> np.ndarray:

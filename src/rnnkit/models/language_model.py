@@ -23,31 +23,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.checkpoint import register_model
+from rnnkit.contracts import LossOutput
 from rnnkit.errors import RnnkitError
-from rnnkit.nn import GRU, LSTM, RNN
-from rnnkit.training import LossOutput
-
-LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+from rnnkit.models.recurrent import RecurrentConfig
+from rnnkit.registry import register_model
 
 
 @dataclass
-class LMConfig:
-    """The shape of a language model. Every field is also a flag of ``rnnkit lm train``."""
+class LMConfig(RecurrentConfig):
+    """The shape of a language model: the recurrent stack (:class:`RecurrentConfig`) plus the
+    embedding and the head. Every field is also a flag of ``rnnkit lm train``."""
 
-    vocab_size: int = field(default=0, metadata={"cli": False})
-    cell: str = field(default="lstm", metadata={"help": "recurrent cell", "choices": list(LAYERS)})
-    hidden_size: int = field(default=256, metadata={"help": "N, units per recurrent layer"})
-    num_layers: int = field(default=2, metadata={"help": "stacked recurrent layers"})
+    vocab_size: int = field(default=0, metadata={"cli": False, "derived": True})
     embedding_size: int = field(
         default=64, metadata={"help": "E, token embedding size; 0 = one-hot input (char-rnn)"}
-    )
-    dropout: float = field(
-        default=0.0, metadata={"help": "dropout on embeddings, between layers and before the head"}
-    )
-    reset_after: bool = field(
-        default=False,
-        metadata={"help": "GRU only: the cuDNN form (reset after the product, fused kernel)"},
     )
     tie_weights: bool = field(
         default=False,
@@ -55,15 +44,14 @@ class LMConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.cell not in LAYERS:
-            raise RnnkitError(f"cell must be one of {list(LAYERS)}, got {self.cell!r}")
-        for name in ("hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise RnnkitError(f"{name} must be >= 1, got {getattr(self, name)}")
+        super().__post_init__()
+        if self.bidirectional:
+            raise RnnkitError(
+                "a language model predicts the next token from the past only: bidirectional "
+                "must be False"
+            )
         if self.embedding_size < 0:
             raise RnnkitError(f"embedding_size must be >= 0, got {self.embedding_size}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise RnnkitError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.tie_weights and self.embedding_size != self.hidden_size:
             raise RnnkitError(
                 "tie_weights needs embedding_size == hidden_size, got "
@@ -85,10 +73,7 @@ class LanguageModel(nn.Module):
         self.config = config
         V, E, N = config.vocab_size, config.embedding_size, config.hidden_size
         self.embedding = nn.Embedding(V, E) if E > 0 else None
-        options = {"reset_after": config.reset_after} if config.cell == "gru" else {}
-        self.rnn = LAYERS[config.cell](
-            E or V, N, num_layers=config.num_layers, dropout=config.dropout, **options
-        )
+        self.rnn = config.build_rnn(E or V)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(N, V)
         if config.tie_weights:

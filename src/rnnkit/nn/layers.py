@@ -289,27 +289,6 @@ class RecurrentLayer(nn.Module):
         """Sum over layers and directions of G·(N·d + N² + N), d = input_size or D·N."""
         return sum(cell.expected_num_parameters() for cell in self.cells)
 
-    # ---------------------------------------------------------------- conversion
-
-    def to_torch(self) -> nn.RNNBase:
-        """An equivalent ``torch.nn.RNN / LSTM / GRU`` (see :mod:`rnnkit.nn.convert`)."""
-        from rnnkit.nn.convert import to_torch
-
-        return to_torch(self)
-
-    @classmethod
-    def from_torch(cls, module: nn.RNNBase, **options) -> "RecurrentLayer":
-        """The layer equal to a ``torch.nn.RNN / LSTM / GRU`` (see :mod:`rnnkit.nn.convert`)."""
-        from rnnkit.nn.convert import from_torch
-
-        layer = from_torch(module, **options)
-        if cls is not RecurrentLayer and not isinstance(layer, cls):
-            raise RnnkitError(
-                f"{cls.__name__}.from_torch needs a torch.nn.{cls.__name__}, "
-                f"got {type(module).__name__}"
-            )
-        return layer
-
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
@@ -383,7 +362,7 @@ _SHAPES_DOC = r"""
         >>> outputs, state = layer(x, lengths=torch.tensor([10, 7, 3, 1]))
         >>> outputs.shape                                    # (B, T, D·N)
         torch.Size([4, 10, 32])
-        >>> layer.to_torch()                                 # the same numbers in torch.nn
+        >>> rnnkit.nn.to_torch(layer)                        # the same numbers in torch.nn
 """
 
 

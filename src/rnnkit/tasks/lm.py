@@ -26,7 +26,6 @@ mapped), ``log.csv`` and ``loss_curve.png``. Three ways to start a run:
 
 import dataclasses
 import math
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnkit.checkpoint import (
-    dataclass_from_dict,
-    load_extra_file,
-    load_model,
-    read_config,
-    resolve_checkpoint,
-)
+from rnnkit.checkpoint import load_extra_file, load_model, resolve_checkpoint
 from rnnkit.data import (
     StreamBatches,
     Vocab,
@@ -54,7 +47,8 @@ from rnnkit.data import (
 )
 from rnnkit.errors import RnnkitError
 from rnnkit.models.language_model import LanguageModel, LMConfig
-from rnnkit.training import TrainConfig, Trainer, TrainResult, resolve_device, seed_everything
+from rnnkit.tasks import run
+from rnnkit.training import TrainConfig, TrainResult
 
 
 @dataclass
@@ -104,44 +98,67 @@ def load_configs(path: str | Path) -> tuple[LMConfig, LMDataConfig, TrainConfig 
 
     Start from them to change a few fields: ``dataclasses.replace(train, max_steps=5000)``.
     """
-    ckpt = resolve_checkpoint(path)
-    config = _check_language_model(ckpt)
-    model = dataclass_from_dict(LMConfig, config["model_config"], f"{ckpt}/config.json")
-    data = dataclass_from_dict(
-        LMDataConfig, load_extra_file(ckpt, "data.json"), f"{ckpt}/data.json"
-    )
-    saved_train = config.get("train_config")
-    train = TrainConfig.from_dict(saved_train) if saved_train else None
-    return model, data, train
+    saved = run.load_saved(LM_TASK, path)
+    return saved.model, saved.data, saved.train
 
 
 def load_vocab(path: str | Path) -> Vocab:
     """The vocabulary saved in a checkpoint (or a run's ``best``/``last``)."""
-    ckpt = resolve_checkpoint(path)
+    ckpt = run.check_task(LM_TASK, path)
     return Vocab.from_dict(load_extra_file(ckpt, "vocab.json"), source=str(ckpt / "vocab.json"))
 
 
-def _check_language_model(ckpt: Path) -> dict:
-    config = read_config(ckpt)
-    if config["model_type"] != LanguageModel.model_type:
-        raise RnnkitError(
-            f"checkpoint {ckpt} holds a {config['model_type']!r} model, not a language model"
-        )
-    return config
-
-
-def last_checkpoint(out: str | Path) -> Path:
-    """The ``last/`` checkpoint of the run in ``out``, the one a resumed run continues from."""
-    try:
-        return resolve_checkpoint(Path(out) / "last")
-    except RnnkitError:
-        raise RnnkitError(
-            f"nothing to resume in {out}: it holds no last/ checkpoint (start the run without "
-            "resume first)"
-        ) from None
+last_checkpoint = run.last_checkpoint
 
 
 # ---- training ---------------------------------------------------------------------------------
+
+
+class LanguageModelTask:
+    """The language model as the run lifecycle (:mod:`rnnkit.tasks.run`) sees it."""
+
+    name = "lm"
+    what = "a language model"
+    model_class = LanguageModel
+    data_config_class = LMDataConfig
+
+    def prepare(self, data, out: Path, model: LMConfig, data_config: LMDataConfig, train, saved):
+        files = corpus_files(data, exclude=[out])  # the run may live inside the data folder
+        vocab = None
+        if saved is not None:
+            vocab = Vocab.from_dict(saved.extras["vocab.json"], source=f"{saved.path}/vocab.json")
+            if saved.resume:
+                d = saved.data
+                fresh = build_vocab(files, d.level, d.max_vocab or None, d.min_freq)
+                if fresh != vocab:
+                    raise RnnkitError(
+                        f"{data} is not the data the run in {out} was trained on: its vocabulary "
+                        f"differs ({_vocab_difference(fresh, vocab)}); resume needs the same data"
+                    )
+            elif data_config.level != vocab.level:
+                raise RnnkitError(
+                    f"init_from {saved.path} is a {vocab.level}-level model, the data config "
+                    f"says level={data_config.level!r}"
+                )
+        vocab, train_tokens, val_tokens = prepare_corpus(
+            files,
+            data_config.level,
+            out / "data",
+            data_config.val_fraction,
+            max_size=data_config.max_vocab or None,
+            min_freq=data_config.min_freq,
+            vocab=vocab,
+        )
+        train_src, val_src = _sources(train_tokens, val_tokens, data_config, train.seed)
+        return run.Prepared(
+            dataclasses.replace(model, vocab_size=len(vocab)),
+            train_src,
+            val_src,
+            {"vocab.json": vocab.to_dict()},
+        )
+
+
+LM_TASK = LanguageModelTask()
 
 
 def train_language_model(
@@ -152,6 +169,7 @@ def train_language_model(
     train: TrainConfig | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train a language model on a text file or a directory of them; checkpoints go to ``out``.
 
@@ -159,102 +177,11 @@ def train_language_model(
     ``data_config`` default to the saved ones (and may not differ from them), ``train`` to the
     saved training config (give one to change e.g. ``max_steps``: see :func:`load_configs`).
     With ``train.init_from`` the model shape and vocabulary come from that checkpoint.
-    A fresh run in an ``out`` that holds a run replaces that run.
+    An ``out`` that already holds a run is refused unless ``overwrite=True``.
     """
-    out = Path(out)
-    if resume:
-        return _resume(data, out, model, data_config, train)
-    train = train or TrainConfig()
-    data_config = data_config or LMDataConfig()
-    resolve_device(train.device)  # a wrong device fails now, not after reading the corpus
-    vocab = None
-    if train.init_from:
-        if resolve_checkpoint(train.init_from).resolve().is_relative_to(out.resolve()):
-            raise RnnkitError(
-                f"init_from {train.init_from} lies in {out}, which the new run overwrites: "
-                "copy it elsewhere, or train into another directory"
-            )
-        vocab = load_vocab(train.init_from)
-        model = _fine_tuned_config(train.init_from, model)
-        if data_config.level != vocab.level:
-            raise RnnkitError(
-                f"init_from {train.init_from} is a {vocab.level}-level model, the data config "
-                f"says level={data_config.level!r}"
-            )
-    created = not out.exists()
-    try:  # a run that cannot start leaves no directory behind
-        vocab, train_tokens, val_tokens = prepare_corpus(
-            corpus_files(data, exclude=[out]),  # the run may live inside the data folder
-            data_config.level,
-            out / "data",
-            data_config.val_fraction,
-            max_size=data_config.max_vocab or None,
-            min_freq=data_config.min_freq,
-            vocab=vocab,
-        )
-        train_src, val_src = _sources(train_tokens, val_tokens, data_config, train.seed)
-        model = dataclasses.replace(model or LMConfig(), vocab_size=len(vocab))
-        seed_everything(train.seed)  # the initial weights depend on the seed too
-        extra = {"vocab.json": vocab.to_dict(), "data.json": dataclasses.asdict(data_config)}
-        trainer = Trainer(LanguageModel(model), train_src, val_src, train, out, extra_files=extra)
-    except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    # An earlier run's best/ would outlive this run's first checkpoints and be what
-    # TextGenerator.load(out) picks: the new run replaces it (last/ is overwritten anyway).
-    for stale in (out / "best", out / "best.old"):
-        shutil.rmtree(stale, ignore_errors=True)
-    return trainer.fit()
-
-
-def _resume(data, out: Path, model, data_config, train) -> TrainResult:
-    ckpt = last_checkpoint(out)
-    saved_model, saved_data, saved_train = load_configs(ckpt)
-    for what, given, saved in (("model", model, saved_model), ("data", data_config, saved_data)):
-        changed = _differences(given, saved) if given is not None else []
-        if changed:
-            raise RnnkitError(
-                f"a resumed run keeps its {what} config; {', '.join(changed)}: start a new run "
-                "(init_from to keep the weights) to change them"
-            )
-    vocab = load_vocab(ckpt)
-    files = corpus_files(data, exclude=[out])
-    fresh = build_vocab(files, saved_data.level, saved_data.max_vocab or None, saved_data.min_freq)
-    if fresh != vocab:
-        raise RnnkitError(
-            f"{data} is not the data the run in {out} was trained on: its vocabulary differs "
-            f"({_vocab_difference(fresh, vocab)}); resume needs the same data"
-        )
-    _, train_tokens, val_tokens = prepare_corpus(
-        files, saved_data.level, out / "data", saved_data.val_fraction, vocab=vocab
+    return run.train(
+        LM_TASK, data, out, model, data_config, train, resume=resume, overwrite=overwrite
     )
-    train = train or saved_train or TrainConfig()
-    train_src, val_src = _sources(train_tokens, val_tokens, saved_data, train.seed)
-    return Trainer.resume(ckpt, train_src, val_src, config=train).fit()
-
-
-def _fine_tuned_config(init_from: str, model: LMConfig | None) -> LMConfig:
-    """The checkpoint's model config; ``model`` may change its dropout, not its shape."""
-    saved, _, _ = load_configs(init_from)
-    if model is None:
-        return saved
-    changed = _differences(dataclasses.replace(model, dropout=saved.dropout), saved)
-    if changed:
-        raise RnnkitError(
-            f"init_from {init_from} fixes the model's shape; {', '.join(changed)} (leave them "
-            "out to take the checkpoint's)"
-        )
-    return dataclasses.replace(saved, dropout=model.dropout)
-
-
-def _differences(given, saved) -> list[str]:
-    """'name X (saved Y)' for each field of two configs that differs (vocab_size aside)."""
-    return [
-        f"{f.name} {getattr(given, f.name)!r} (saved {getattr(saved, f.name)!r})"
-        for f in dataclasses.fields(saved)
-        if f.name != "vocab_size" and getattr(given, f.name) != getattr(saved, f.name)
-    ]
 
 
 def _vocab_difference(new: Vocab, old: Vocab) -> str:
@@ -285,9 +212,6 @@ def _sources(train_tokens, val_tokens, data: LMDataConfig, seed: int):
         )
     val = eval_batches(val_tokens, data.batch_size, data.seq_length)
     return train, val
-
-
-# ---- generation -------------------------------------------------------------------------------
 
 
 # ---- evaluation -------------------------------------------------------------------------------

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.checkpoint import load_model, resolve_checkpoint
+from rnnkit.checkpoint import load_model
 from rnnkit.data import Vocab
 from rnnkit.decoding import PAD, beam_search, greedy, sample
 from rnnkit.errors import RnnkitError
 from rnnkit.inference import StepEngine
 from rnnkit.models.language_model import LanguageModel
-from rnnkit.tasks.lm import _check_language_model, load_vocab
+from rnnkit.tasks.lm import LM_TASK, load_vocab
+from rnnkit.tasks.run import check_task
 
 
 class TextGenerator:
@@ -48,8 +49,7 @@ class TextGenerator:
     @classmethod
     def load(cls, path: str | Path) -> "TextGenerator":
         """From a run directory (uses ``best/``, else ``last/``) or a checkpoint directory."""
-        ckpt = resolve_checkpoint(path)
-        _check_language_model(ckpt)
+        ckpt = check_task(LM_TASK, path)
         model = load_model(ckpt, map_location="cpu", expected_type=LanguageModel.model_type)
         return cls(model, load_vocab(ckpt))
 

@@ -7,10 +7,11 @@ progress and logs, checkpoints and exact resume.
     result = Trainer.resume("runs/lm", train, val).fit()
 """
 
+from rnnkit.contracts import BatchSource, LossOutput, TrainableModel
+from rnnkit.training.callbacks import Callback
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.metrics import evaluate
 from rnnkit.training.optim import LRSchedule, build_optimizer
-from rnnkit.training.protocols import BatchSource, Callback, LossOutput, TrainableModel
 from rnnkit.training.rng import preserve_rng, seed_everything
 from rnnkit.training.trainer import STOP_REASONS, Trainer, TrainResult, resolve_device
 from rnnkit.training.trees import detach_state, move_to

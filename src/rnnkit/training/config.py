@@ -15,6 +15,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "step", "exponential", "plateau", "cosine")
 CLIP_MODES = ("norm", "value")
 PRECISIONS = ("fp32", "bf16", "auto")
+MONITOR_MODES = ("auto", "min", "max")
+# Metrics where lower is better; monitor_mode='auto' minimises these and maximises the rest.
+LOWER_IS_BETTER = ("loss", "perplexity", "error", "cer", "wer", "mae", "rmse", "mape", "mase")
 
 
 @dataclass
@@ -47,6 +50,11 @@ class TrainConfig:
         are short (Tiny Shakespeare at 64×128 is a 121-step epoch) and eval_every says when.
         eval_batches: validate on at most this many batches, 0 = all.
         early_stopping_patience: stop after this many validations without improvement, 0 = off.
+        monitor: the validation figure that chooses ``best/``, early stopping and the plateau
+        schedule: 'val_loss' or any 'val_<metric>' the model reports (val_accuracy, val_f1,
+        val_bleu, ...).
+        monitor_mode: 'min' or 'max'; 'auto' minimises losses and errors (names ending in
+        loss, perplexity, error, cer, wer, mae, rmse, mape, mase) and maximises the rest.
     Reproducibility and output
         seed: seeds python, numpy and torch at the start of a fresh run.
         device: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.
@@ -117,6 +125,21 @@ class TrainConfig:
         default=0,
         metadata={"help": "stop after this many validations without improvement, 0 = off"},
     )
+    monitor: str = field(
+        default="val_loss",
+        metadata={
+            "help": "validation figure that picks best/, early stopping and the plateau "
+            "schedule: val_loss or val_<metric> (val_accuracy, val_f1, val_bleu, ...)"
+        },
+    )
+    monitor_mode: str = field(
+        default="auto",
+        metadata={
+            "help": "whether the monitored figure should go down or up; auto: down for "
+            "losses and errors, up for the rest",
+            "choices": list(MONITOR_MODES),
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed of every random number generator"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     threads: int = field(
@@ -185,6 +208,12 @@ class TrainConfig:
             ">= 0 (0 = off)",
             self.early_stopping_patience >= 0,
         )
+        _choice("monitor_mode", self.monitor_mode, MONITOR_MODES)
+        if not self.monitor.startswith("val_") or self.monitor == "val_":
+            raise RnnkitError(
+                f"monitor must name a validation figure: val_loss or val_<metric>, got "
+                f"{self.monitor!r}"
+            )
         _range("seed", self.seed, ">= 0", self.seed >= 0)
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise RnnkitError(
@@ -193,6 +222,13 @@ class TrainConfig:
         _range("threads", self.threads, ">= 0 (0 = torch's default)", self.threads >= 0)
         _range("log_every", self.log_every, ">= 1", self.log_every >= 1)
         _range("save_every", self.save_every, ">= 0 (0 = off)", self.save_every >= 0)
+
+    @property
+    def maximize(self) -> bool:
+        """Whether a higher ``monitor`` is better (monitor_mode, or the name under 'auto')."""
+        if self.monitor_mode != "auto":
+            return self.monitor_mode == "max"
+        return not self.monitor.endswith(LOWER_IS_BETTER)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields (betas as a list)."""

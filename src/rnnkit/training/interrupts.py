@@ -1,4 +1,5 @@
-"""Ctrl-C during training: the first press asks the loop to stop after the current step."""
+"""Ctrl-C and SIGTERM during training: the first signal asks the loop to stop after the current
+step (it then saves ``last/``); a second one stops at once."""
 
 from __future__ import annotations
 
@@ -6,26 +7,32 @@ import signal
 import threading
 from types import FrameType, TracebackType
 
+# What schedulers and `kill` send (SIGTERM) must save like Ctrl-C (SIGINT) does.
+_SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+
 
 class GracefulInterrupt:
-    """While active, the first SIGINT sets :attr:`requested`; a second raises KeyboardInterrupt.
+    """While active, the first SIGINT or SIGTERM sets :attr:`requested` (and
+    :attr:`signal_name`); a second raises KeyboardInterrupt.
 
-    Installed only in the main thread and only over Python's default handler: an application
-    (or notebook) that handles Ctrl-C itself keeps doing so, and the loop then sees a plain
-    ``KeyboardInterrupt``.
+    Installed only in the main thread and only over the default handlers: an application (or
+    notebook) that handles a signal itself keeps doing so, and the loop then sees whatever that
+    handler does (for Ctrl-C usually a plain ``KeyboardInterrupt``).
     """
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self.signal_name = "SIGINT"
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> GracefulInterrupt:
         self.requested = False
         if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
-            if previous is signal.default_int_handler:
-                self._previous = previous
-                signal.signal(signal.SIGINT, self._handle)
+            for signum, default in _SIGNALS.items():
+                previous = signal.getsignal(signum)
+                if previous is default:
+                    self._previous[signum] = previous
+                    signal.signal(signum, self._handle)
         return self
 
     def __exit__(
@@ -34,11 +41,12 @@ class GracefulInterrupt:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)  # type: ignore[arg-type]
+        self._previous = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:  # the second press: stop now
+        if self.requested:  # the second signal: stop now
             raise KeyboardInterrupt
         self.requested = True
+        self.signal_name = signal.Signals(signum).name

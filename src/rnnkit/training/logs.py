@@ -1,8 +1,10 @@
 """Where a run reports: a tqdm bar, ``log.csv``, TensorBoard (if installed), ``loss_curve.png``.
 
-Every row has the same columns, :data:`COLUMNS`; a cell that does not apply is empty (a row
-written at a validation that is not also a log step has no train_loss). Rows also go to the
-``rnnkit.training`` logger at INFO level.
+Every row has the columns :data:`COLUMNS` plus one per metric the model reports
+(``train_accuracy``, ``val_f1``, ...), added the first time it appears (the CSV is then
+rewritten with the wider header); a cell that does not apply is empty (a row written at a
+validation that is not also a log step has no train_loss). Rows also go to the
+``rnnkit.training`` logger at INFO level, rounded for reading.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ def read_log(path: Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
         return []
     rows = []
     with open(path, newline="", encoding="utf-8") as f:
-        for raw in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        columns = list(COLUMNS) + [c for c in reader.fieldnames or () if c not in COLUMNS]
+        for raw in reader:
             try:
-                row = {k: _parse(k, raw.get(k, "")) for k in COLUMNS}
+                row = {k: _parse(k, raw.get(k, "")) for k in columns}
             except ValueError:  # a line cut short by a crash
                 continue
             if row["step"] is None or (up_to_step is not None and row["step"] > up_to_step):
@@ -50,6 +54,11 @@ def _format(value: Any) -> str:
     if value is None:
         return ""
     return repr(value) if isinstance(value, float) else str(value)  # repr: round-trips exactly
+
+
+def _short(value: Any) -> str:
+    """For people: 5 significant digits (the CSV keeps every digit)."""
+    return f"{value:.5g}" if isinstance(value, float) else str(value)
 
 
 class RunLog:
@@ -71,14 +80,14 @@ class RunLog:
         self.out_dir = out_dir
         self.csv_path = out_dir / CSV_NAME if out_dir is not None else None
         self.history: list[dict[str, Any]] = []
+        self.columns = list(COLUMNS)
         if self.csv_path is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             if start_step > 0:
                 self.history = read_log(self.csv_path, up_to_step=start_step)
-            with open(self.csv_path, "w", newline="", encoding="utf-8") as f:
-                writer = csv.writer(f)
-                writer.writerow(COLUMNS)
-                writer.writerows([[_format(r[k]) for k in COLUMNS] for r in self.history])
+                for row in self.history:
+                    self.columns += [k for k in row if k not in self.columns]
+            self._rewrite_csv()
         self.bar = tqdm(
             total=total_steps,
             initial=start_step,
@@ -94,25 +103,38 @@ class RunLog:
         """One optimizer step done (cheap: tqdm redraws at most ~10 times a second)."""
         self.bar.update(1)
 
+    def _rewrite_csv(self) -> None:
+        with open(self.csv_path, "w", newline="", encoding="utf-8") as f:  # type: ignore[arg-type]
+            writer = csv.writer(f)
+            writer.writerow(self.columns)
+            writer.writerows([[_format(r.get(k)) for k in self.columns] for r in self.history])
+
     def write(self, row: dict[str, Any]) -> None:
-        """Append a row (keys from :data:`COLUMNS`) to every output."""
-        row = {k: row.get(k) for k in COLUMNS}
+        """Append a row (keys from :data:`COLUMNS` and metric names) to every output."""
+        new = [k for k in row if k not in self.columns]
+        self.columns += new
+        row = {k: row.get(k) for k in self.columns}
         self.history.append(row)
         if self.csv_path is not None:
-            with open(self.csv_path, "a", newline="", encoding="utf-8") as f:
-                csv.writer(f).writerow([_format(row[k]) for k in COLUMNS])
+            if new:  # a metric seen for the first time: the header grows
+                self._rewrite_csv()
+            else:
+                with open(self.csv_path, "a", newline="", encoding="utf-8") as f:
+                    csv.writer(f).writerow([_format(row[k]) for k in self.columns])
         if self.tb is not None:
-            for key in ("train_loss", "val_loss", "lr", "tokens_per_s"):
-                if row[key] is not None:
-                    self.tb.add_scalar(key, row[key], row["step"])
+            for key, value in row.items():
+                if key not in ("step", "epoch", "elapsed") and value is not None:
+                    self.tb.add_scalar(key, value, row["step"])
         postfix = {}
-        for key, name in (("train_loss", "loss"), ("val_loss", "val"), ("lr", "lr")):
-            if row[key] is not None:
-                postfix[name] = f"{row[key]:.4g}"
-        if row["tokens_per_s"] is not None:
+        for key, value in row.items():
+            if value is None or key in ("step", "epoch", "elapsed", "tokens_per_s"):
+                continue
+            name = {"train_loss": "loss", "val_loss": "val"}.get(key, key)
+            postfix[name.replace("train_", "")] = f"{value:.4g}"
+        if row.get("tokens_per_s") is not None:
             postfix["tok/s"] = f"{row['tokens_per_s']:.0f}"
         self.bar.set_postfix(postfix, refresh=False)
-        logger.info(" ".join(f"{k}={_format(v)}" for k, v in row.items() if v is not None))
+        logger.info(" ".join(f"{k}={_short(v)}" for k, v in row.items() if v is not None))
 
     def message(self, text: str) -> None:
         """A line for the user, printed above the bar (or logged when there is no bar)."""
@@ -148,7 +170,9 @@ def plot_loss_curve(history: list[dict[str, Any]], path: Path) -> Path | None:
         return None
 
     def series(key: str) -> tuple[list[int], list[float]]:
-        pts = [(r["step"], r[key]) for r in history if r[key] is not None and math.isfinite(r[key])]
+        pts = [
+            (r["step"], r[key]) for r in history if r.get(key) is not None and math.isfinite(r[key])
+        ]
         return [p[0] for p in pts], [p[1] for p in pts]
 
     fig = Figure(figsize=(7, 4), layout="tight")  # no pyplot: no global backend, no GUI

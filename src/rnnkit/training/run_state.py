@@ -26,9 +26,11 @@ class CheckpointedRun:
             "epoch": self.epoch,
             "index": self.index,
             "num_batches": self.num_batches,
-            "best_val_loss": self.best_val_loss,
+            "best_score": self.best_score,
+            "best_metrics": self.best_metrics,
             "best_step": self.best_step,
-            "last_val_loss": self.last_val_loss,
+            "last_metrics": self.last_metrics,
+            "last_eval_step": self.last_eval_step,
             "bad_evals": self.bad_evals,
             "elapsed": self.elapsed,
             "optimizer_type": self.config.optimizer,
@@ -51,8 +53,9 @@ class CheckpointedRun:
             info={
                 "step": self.step,
                 "epoch": self.epoch,
-                "val_loss": self.last_val_loss,
-                "best_val_loss": self.best_val_loss,
+                "monitor": self.config.monitor,
+                "metrics": self.last_metrics,
+                "best_metrics": self.best_metrics,
             },
         )
         if name == "last":
@@ -83,8 +86,17 @@ class CheckpointedRun:
                 f"{ckpt} stopped at batch {self.index} of epoch {self.epoch}, but train_source has "
                 f"only {self.num_batches} batches per epoch (it had {state['num_batches']})"
             )
-        self.best_val_loss, self.best_step = state["best_val_loss"], state["best_step"]
-        self.last_val_loss, self.bad_evals = state["last_val_loss"], state["bad_evals"]
+        self.best_step, self.bad_evals = state["best_step"], state["bad_evals"]
+        if "best_metrics" in state:
+            self.best_score = state["best_score"]
+            self.best_metrics = dict(state["best_metrics"])
+            self.last_metrics = dict(state["last_metrics"])
+            self.last_eval_step = state["last_eval_step"]
+        else:  # a checkpoint from before monitors: it tracked val_loss only
+            self.best_score = state["best_val_loss"]
+            best, last = state["best_val_loss"], state["last_val_loss"]
+            self.best_metrics = {"val_loss": best} if best is not None else {}
+            self.last_metrics = {"val_loss": last} if last is not None else {}
         self._elapsed_before = float(state["elapsed"])
         carried = state["carried_state"]
         self.carried = move_to(carried, self.device) if carried is not None else None

@@ -7,14 +7,25 @@ row every ``log_every`` steps, validation every ``eval_every`` steps and at each
 (``eval_at_epoch_end``), the ``best/`` and ``last/`` checkpoints. Stopping is decided only at
 the top of the loop, so every checkpoint is taken between two steps and holds everything the
 next step depends on: weights, optimizer and schedule state, (epoch, index), the carried
-recurrent state, all RNG states, the best loss and early-stopping count, the elapsed time.
+recurrent state, all RNG states, the best score and early-stopping count, the elapsed time.
 Resuming from it replays the same steps with the same random numbers: on the CPU the weights
 match an uninterrupted run bit for bit (in bf16 mixed precision too).
 
-Ctrl-C: the first press finishes the current step, saves ``last/`` and returns with
-``stopped_reason='interrupted'``; a second press stops at once (and still saves, unless it
-landed inside an optimizer update). A ``KeyboardInterrupt`` raised by the model is handled the
-same way: the half-done step is discarded and the RNG rewound to before it.
+Validation measures the loss and every metric the model reports; ``TrainConfig.monitor`` (e.g.
+``val_accuracy``) and ``monitor_mode`` choose which one picks ``best/``, counts towards early
+stopping and drives the plateau schedule. A run cut short by ``max_steps`` or the time budget
+validates once more at the end: that result is logged and may become ``best/``, but it leaves
+the early-stopping count and the schedule alone, so a resumed run still matches an
+uninterrupted one.
+
+Ctrl-C or SIGTERM: the first signal finishes the current step, saves ``last/`` and returns with
+``stopped_reason='interrupted'``; a second stops at once (and still saves, unless it landed
+inside an optimizer update). A ``KeyboardInterrupt`` raised by the model is handled the same
+way: the half-done step is discarded and the RNG rewound to before it.
+
+A non-finite loss (or gradient norm) is caught at the step it appears, before the optimizer
+touches the weights: the run stops with ``stopped_reason='nonfinite_loss'`` and writes no
+checkpoint, so ``last/`` and ``best/`` on disk are the last good ones.
 """
 
 from __future__ import annotations
@@ -35,13 +46,14 @@ from rnnkit.checkpoint import (
     load_weights,
     read_config,
 )
+from rnnkit.contracts import BatchSource, summarize_metrics
 from rnnkit.errors import RnnkitError
+from rnnkit.training.callbacks import Callback
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.interrupts import GracefulInterrupt
 from rnnkit.training.logs import RunLog
 from rnnkit.training.metrics import LossMeter, evaluate
 from rnnkit.training.optim import LRSchedule, build_optimizer, set_lr
-from rnnkit.training.protocols import BatchSource, Callback
 from rnnkit.training.rng import (
     preserve_rng,
     restore_rng,
@@ -58,14 +70,20 @@ STOP_REASONS = (
     "early_stopping",
     "time_budget",
     "interrupted",  # Ctrl-C / KeyboardInterrupt
-    "nonfinite_loss",  # a logged or validation loss was NaN/inf; last/ is not overwritten
+    "nonfinite_loss",  # a training or validation loss was NaN/inf; no checkpoint is written
     "callback",  # a callback called trainer.request_stop()
 )
 
 
 @dataclass
 class TrainResult:
-    """How a :meth:`Trainer.fit` call ended. ``history`` holds the log rows (CSV columns)."""
+    """How a :meth:`Trainer.fit` call ended. ``history`` holds the log rows (CSV columns).
+
+    ``best_metrics`` are the validation figures of the ``best/`` checkpoint (the one with the
+    best ``monitor``), ``last_metrics`` those of the last validation; ``best_val_loss`` and
+    ``last_val_loss`` are their ``val_loss``. ``last_good_step``: the step of the newest
+    checkpoint on disk (None when none was written), what a non-finite stop reports.
+    """
 
     stopped_reason: str
     steps: int
@@ -76,6 +94,11 @@ class TrainResult:
     elapsed: float
     history: list[dict[str, Any]] = field(default_factory=list)
     out_dir: Path | None = None
+    monitor: str = "val_loss"
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    last_good_step: int | None = None
+    signal: str | None = None  # SIGINT or SIGTERM when stopped_reason is 'interrupted'
 
 
 def resolve_device(name: str) -> torch.device:
@@ -157,9 +180,11 @@ class Trainer(CheckpointedRun):
         self.epoch = 0
         self.index = 0
         self.carried: Any = None
-        self.best_val_loss: float | None = None
-        self.best_step: int | None = None
-        self.last_val_loss: float | None = None
+        self.best_score: float | None = None  # best monitored value of the regular validations
+        self.best_metrics: dict[str, float] = {}  # what best/ holds: it may also come from a
+        self.best_step: int | None = None  # final validation of a run cut short
+        self.last_metrics: dict[str, float] = {}
+        self.last_eval_step: int | None = None
         self.bad_evals = 0
         self._elapsed_before = 0.0
         self._t0: float | None = None
@@ -231,8 +256,18 @@ class Trainer(CheckpointedRun):
         """Stop before the next step (checkpoints are written as for any other stop)."""
         self._stop_request = reason
 
-    def evaluate(self, source: BatchSource | None = None, max_batches: int | None = None) -> float:
-        """Mean loss per token on ``source`` (default: the validation source)."""
+    @property
+    def best_val_loss(self) -> float | None:
+        return self.best_metrics.get("val_loss")
+
+    @property
+    def last_val_loss(self) -> float | None:
+        return self.last_metrics.get("val_loss")
+
+    def evaluate(
+        self, source: BatchSource | None = None, max_batches: int | None = None
+    ) -> dict[str, float]:
+        """``{"loss": ..., <metric>: ...}`` on ``source`` (default: the validation source)."""
         source = source if source is not None else self.val_source
         if source is None:
             raise RnnkitError("no source to evaluate: pass one or give the Trainer a val_source")
@@ -293,17 +328,13 @@ class Trainer(CheckpointedRun):
         finally:
             self._phase = "idle"
         if reason == "interrupted":
-            self._log.message(f"interrupted at step {self.step}")
-        elif reason in ("max_steps", "time_budget") and self.val_source is not None:
-            # Report where a cut-short run ended; touches no state a resumed run depends on
-            # (best, patience, schedule), so resume stays exact.
-            with preserve_rng():
-                self.last_val_loss = evaluate(
-                    self.model,
-                    self.val_source,
-                    self.config.eval_batches or None,
-                    device=self.device,
-                )
+            self._log.message(f"interrupted ({self._sigint.signal_name}) at step {self.step}")
+        elif (
+            reason in ("max_steps", "time_budget")
+            and self.val_source is not None
+            and self.last_eval_step != self.step
+        ):
+            self._final_validation()
         if save and reason != "nonfinite_loss" and self._last_saved_step != self.step:
             self._save("last")
         self._elapsed_before, self._t0 = self.elapsed, None
@@ -318,6 +349,11 @@ class Trainer(CheckpointedRun):
             elapsed=self._elapsed_before,
             history=list(self._log.history),
             out_dir=self.out_dir,
+            monitor=self.config.monitor,
+            best_metrics=dict(self.best_metrics),
+            last_metrics=dict(self.last_metrics),
+            last_good_step=self._last_saved_step,
+            signal=self._sigint.signal_name if reason == "interrupted" else None,
         )
         self._callback("on_fit_end", result)
         return result
@@ -343,17 +379,21 @@ class Trainer(CheckpointedRun):
             if not on_cpu:
                 batch = move_to(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=mixed):
-                loss, state, num_tokens = model.compute_loss(
-                    batch, state=self.carried if stateful else None
-                )
+                out = model.compute_loss(batch, state=self.carried if stateful else None)
+            loss, state, num_tokens = out.loss, out.state, out.num_tokens
             if not checked:
                 _check_loss(loss)
                 checked = True
+            # One host sync a step: a NaN must never reach the weights nor a checkpoint.
+            if not torch.isfinite(loss.detach()):
+                return self._nonfinite("training loss", float(loss.detach()))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
                 if cfg.clip_mode == "norm":
-                    nn.utils.clip_grad_norm_(self._params, cfg.grad_clip)
+                    norm = nn.utils.clip_grad_norm_(self._params, cfg.grad_clip)
+                    if not torch.isfinite(norm):
+                        return self._nonfinite("gradient norm", float(norm))
                 else:
                     nn.utils.clip_grad_value_(self._params, cfg.grad_clip)
             lr = self.schedule.lr(self.step)
@@ -370,7 +410,7 @@ class Trainer(CheckpointedRun):
                 self.epoch, self.index, self.carried = self.epoch + 1, 0, None
                 self.num_batches = self._num_batches()
             self._phase = "bookkeeping"
-            self._meter.add(loss.detach(), num_tokens)
+            self._meter.add(loss.detach(), num_tokens, out.metrics)
             self._log.step()
             self._after_step(epoch_end, lr)
 
@@ -392,10 +432,14 @@ class Trainer(CheckpointedRun):
         cfg = self.config
         row = None
         if self.step % cfg.log_every == 0:
-            train_loss, tokens_per_s = self._meter.take()
-            row = self._row(lr, train_loss=train_loss, tokens_per_s=tokens_per_s)
-            if not math.isfinite(train_loss):
-                self.request_stop("nonfinite_loss")
+            train_loss, tokens_per_s, sums, tokens = self._meter.take()
+            train_metrics = summarize_metrics(self.model, sums, tokens) if sums else {}
+            row = self._row(
+                lr,
+                train_loss=train_loss,
+                tokens_per_s=tokens_per_s,
+                **{f"train_{k}": v for k, v in train_metrics.items()},
+            )
         eval_due = self.val_source is not None and (
             (epoch_end and cfg.eval_at_epoch_end)
             or (cfg.eval_every > 0 and self.step % cfg.eval_every == 0)
@@ -404,20 +448,20 @@ class Trainer(CheckpointedRun):
         if not (row or eval_due or save_due):
             return
         self._meter.pause()
-        improved = False
+        new_best = False
         if eval_due:
-            val_loss, improved = self._validate()
+            metrics, new_best = self._validate()
             row = row or self._row(lr)
-            row["val_loss"] = val_loss
-            if not math.isfinite(val_loss):
-                self.request_stop("nonfinite_loss")
+            row.update(metrics)
+            if not math.isfinite(metrics["val_loss"]):
+                self._nonfinite("validation loss", metrics["val_loss"])
         if row is not None:
             self._log.write(row)
             self._callback("on_log", row)
         if eval_due:
-            self._callback("on_eval", row["val_loss"], improved)
+            self._callback("on_eval", dict(self.last_metrics), new_best)
         if self._stop_request != "nonfinite_loss":
-            if improved:
+            if new_best:
                 self._save("best")
             if save_due:
                 self._save("last")
@@ -432,19 +476,68 @@ class Trainer(CheckpointedRun):
             **values,
         }
 
-    def _validate(self) -> tuple[float, bool]:
+    def _measure(self) -> tuple[dict[str, float], float]:
+        """Validate: ({"val_loss": ..., "val_<metric>": ...}, the monitored value as a cost)."""
         max_batches = self.config.eval_batches or None
-        val_loss = evaluate(self.model, self.val_source, max_batches, device=self.device)
-        self.last_val_loss = val_loss
-        improved = math.isfinite(val_loss) and (
-            self.best_val_loss is None or val_loss < self.best_val_loss
-        )
-        if improved:
-            self.best_val_loss, self.best_step, self.bad_evals = val_loss, self.step, 0
+        found = evaluate(self.model, self.val_source, max_batches, device=self.device)
+        metrics = {f"val_{k}": v for k, v in found.items()}
+        monitor = self.config.monitor
+        if monitor not in metrics:
+            raise RnnkitError(
+                f"monitor={monitor!r} is not among the validation figures of this model: "
+                f"{', '.join(sorted(metrics))}"
+            )
+        self.last_metrics, self.last_eval_step = metrics, self.step
+        value = metrics[monitor]
+        # A cost: lower is better whatever the mode, so one comparison serves both.
+        cost = -value if self.config.maximize else value
+        return metrics, cost if math.isfinite(value) else math.inf
+
+    def _beats_best_checkpoint(self, cost: float) -> bool:
+        if not math.isfinite(cost):
+            return False
+        best = self.best_metrics.get(self.config.monitor)
+        if best is None:
+            return True
+        return cost < (-best if self.config.maximize else best)
+
+    def _validate(self) -> tuple[dict[str, float], bool]:
+        """A regular validation: it moves early stopping and the plateau schedule."""
+        metrics, cost = self._measure()
+        if math.isfinite(cost) and (self.best_score is None or cost < self.best_score):
+            self.best_score, self.bad_evals = cost, 0
         else:
             self.bad_evals += 1
-        self.schedule.on_eval(val_loss)
-        return val_loss, improved
+        self.schedule.on_eval(cost)
+        new_best = self._beats_best_checkpoint(cost)
+        if new_best:
+            self.best_metrics, self.best_step = dict(metrics), self.step
+        return metrics, new_best
+
+    def _final_validation(self) -> None:
+        """Where a run cut short ended: logged, and ``best/`` if it is the best so far. It
+        leaves the early-stopping count and the schedule alone, so resume stays exact."""
+        with preserve_rng():
+            metrics, cost = self._measure()
+        row = {**self._row(self.schedule.lr(self.step)), **metrics}
+        self._log.write(row)
+        self._callback("on_log", row)
+        if self._beats_best_checkpoint(cost):
+            self.best_metrics, self.best_step = dict(metrics), self.step
+            self._save("best")
+
+    def _nonfinite(self, what: str, value: float) -> str:
+        """Stop on a NaN/inf: nothing more is saved, and the message names the last good
+        checkpoint."""
+        self.request_stop("nonfinite_loss")
+        if self._last_saved_step is None:
+            good = "no checkpoint was written before it"
+        else:
+            good = f"last/ at step {self._last_saved_step} is the last good checkpoint"
+            if self.best_step is not None:
+                good += f" (best/ is from step {self.best_step})"
+        self._log.message(f"{what} is {value} at step {self.step + 1}: stopped; {good}")
+        return "nonfinite_loss"
 
     def _num_batches(self) -> int:
         n = int(self.train_source.num_batches())
