@@ -1,6 +1,9 @@
-"""Recurrent building blocks: cells (one step) and layers (a sequence)."""
+"""Recurrent building blocks: cells (one step), layers (a sequence), and the parts around them
+(a CRF output layer for taggers, attention for encoder–decoders)."""
 
+from rnnkit.nn.attention import AdditiveAttention, MultiplicativeAttention
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.crf import CRF, bio_constraints
 from rnnkit.nn.layers import GRU, LSTM, RNN, RecurrentLayer
 from rnnkit.nn.state import detach_state, reset_state_rows
 
@@ -14,4 +17,8 @@ __all__ = [
     "RecurrentLayer",
     "detach_state",
     "reset_state_rows",
+    "CRF",
+    "bio_constraints",
+    "AdditiveAttention",
+    "MultiplicativeAttention",
 ]
