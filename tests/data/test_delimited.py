@@ -110,8 +110,9 @@ def test_file_level_errors(tmp_path):
 
 def test_plain_sentences_are_not_read_as_label_text(tmp_path):
     f = write(tmp_path / "rt.pos", "".join(f"word{i} and more words\n" for i in range(20)))
-    with pytest.raises(RnnkitError, match=r"20 of 20 rows have a label no other row has"):
+    with pytest.raises(RnnkitError, match=r"20 distinct labels in 20 rows .*give LABEL=PATH"):
         read_labeled(f)
+    assert len(set(read_labeled(f, label_column="1", text_column="2").labels)) == 20
 
 
 def test_delimiter_given_by_name(tmp_path):

@@ -282,6 +282,8 @@ def test_mr_counts_and_cp1252(shared_data, caplog):
     assert Counter(data.labels) == {"pos": 5331, "neg": 5331}
     assert caplog.text.count("read as cp1252") == 2
     assert any("é" in text for text in data.inputs)
+    with pytest.raises(RnnkitError, match=r"1431 distinct labels in 5331 rows .*LABEL=PATH"):
+        read_labeled(mr / "rt-polarity.pos")  # plain sentences are not "LABEL TEXT" lines
 
 
 def test_bbcsport_counts(shared_data):

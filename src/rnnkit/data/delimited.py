@@ -184,24 +184,25 @@ def parse_delimited(
         where.append(here)
     if not inputs:
         raise RnnkitError(f"{path} holds a header row but no examples")
-    guessed = header is None and text_column is None and label_column is None
-    _check_labels(path, labels, first, guessed)
+    if header is None and text_column is None and label_column is None:
+        _check_guess(path, labels, first)
     return inputs, labels, where
 
 
-def _check_labels(path: Path, labels: list[str], first: list[str], guessed: bool) -> None:
-    """Catch the two likely misreadings rather than train on them: a header with names we do
-    not know (its "label" occurs once, every other label repeats) and a column that is not a
-    label at all (most labels occur once, e.g. plain sentences read as "LABEL TEXT")."""
+def _check_guess(path: Path, labels: list[str], first: list[str]) -> None:
+    """When the layout was guessed, catch its two likely misreadings rather than train on them:
+    plain sentences read as "LABEL TEXT" (the first words: many labels with few examples each)
+    and a header with names we do not know (its "label" occurs once, every other one repeats).
+    Naming the columns (text_column/label_column) skips both checks."""
     counts = Counter(labels)
-    once = sum(1 for label in labels if counts[label] == 1)
-    if once >= 10 and once > len(labels) / 2:
+    if len(counts) >= 10 and len(labels) < 5 * len(counts):
         raise RnnkitError(
-            f"{path}: {once} of {len(labels)} rows have a label no other row has (e.g. "
-            f"{labels[0]!r}): not a label column; check the layout (LABEL TEXT, TEXT<tab>LABEL, "
-            "a header row) or, for one example per line, give LABEL=PATH arguments"
+            f"{path}: {len(counts)} distinct labels in {len(labels)} rows (e.g. {labels[0]!r}): "
+            "not a label column? For one example per line give LABEL=PATH arguments; if the "
+            "layout is right, name the columns with text_column and label_column"
         )
-    if guessed and len(labels) >= 3 and counts[labels[0]] == 1 and once == 1:
+    singles = [label for label, n in counts.items() if n == 1]
+    if len(labels) >= 3 and singles == [labels[0]]:
         raise RnnkitError(
             f"{path}: the first row ({', '.join(first)}) looks like a header: name the columns "
             "with text_column and label_column (or give them as numbers from 1 if it is data)"
