@@ -25,3 +25,15 @@ def read_json(path: str | os.PathLike, what: str = "", missing: str | None = Non
         raise RnnkitError(f"{name} is not valid JSON: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise RnnkitError(f"cannot read {name} as UTF-8 JSON: {e}") from None
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as UTF-8 JSON at ``path`` through a temporary file and a rename, so a
+    crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    os.replace(tmp, path)

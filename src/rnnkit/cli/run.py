@@ -72,9 +72,10 @@ def train_configs(task: Any, args: argparse.Namespace) -> tuple[Any, Any, Any]:
         base = saved.model, saved.data, saved.train or TrainConfig()
     elif train.get("init_from"):
         saved = run.load_saved(task, train["init_from"])
-        base = saved.model, saved.data, TrainConfig()
+        base = saved.model, saved.data, getattr(task, "default_train", None) or TrainConfig()
     else:
-        base = model_class(), task.data_config_class(), TrainConfig()
+        default_train = getattr(task, "default_train", None) or TrainConfig()
+        base = model_class(), task.data_config_class(), default_train
     return tuple(
         dataclasses.replace(b, **g) for b, g in zip(base, (model, data, train), strict=True)
     )

@@ -31,7 +31,7 @@ import numpy as np
 
 from rnnkit.data.vocab import Vocab, check_level, tokenize
 from rnnkit.errors import RnnkitError
-from rnnkit.jsonfile import read_json
+from rnnkit.jsonfile import read_json, write_json_atomic
 
 CHUNK_SIZE = 4 << 20  # bytes per read: large enough for numpy to amortise, small next to RAM
 TOKENS_FORMAT = "rnnkit-tokens"
@@ -279,12 +279,6 @@ def _fingerprint(files: Sequence[Path]) -> list[list]:
     return out
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def encode_corpus(
     data: Data,
     vocab: Vocab,
@@ -329,7 +323,7 @@ def encode_corpus(
         "source": source,
         **(meta or {}),
     }
-    _write_json(hpath, header)
+    write_json_atomic(hpath, header)
     return TokenFile.open(out_path)
 
 

@@ -273,13 +273,15 @@ def read_labeled(
     text_column: str | None = None,
     label_column: str | None = None,
     delimiter: str | None = None,
+    min_classes: int = 2,
 ) -> LabeledData:
     """Read labelled examples (module doc: formats and encoding) from one or more arguments.
 
     ``paths``: a directory, files of one format (read in order and concatenated), or
     LABEL=PATH arguments. ``text_column``/``label_column`` (delimited only): header names or
     column numbers from 1. ``delimiter``: delimited and tsv only. The result has at least 2
-    classes; every error a user can cause is a one-line RnnkitError naming the file (and line).
+    classes (``min_classes=1`` for a test file, which may hold one); every error a user
+    can cause is a one-line RnnkitError naming the file (and line).
     """
     args = _as_list(paths)
     fmt = detect_format(args) if format == "auto" else format
@@ -313,11 +315,11 @@ def read_labeled(
             where += part[2]
     kind = "series" if fmt in ("ts", "tsv") else "text"
     data = LabeledData(kind, inputs, labels, where, source=", ".join(args))
-    _check(data)
+    _check(data, min_classes)
     return data
 
 
-def _check(data: LabeledData) -> None:
+def _check(data: LabeledData, min_classes: int) -> None:
     if data.kind == "series":
         channels = data.inputs[0].shape[1]
         for x, here in zip(data.inputs, data.where, strict=True):
@@ -326,7 +328,7 @@ def _check(data: LabeledData) -> None:
                     f"{here}: {x.shape[1]} dimensions, {data.where[0]} has {channels}"
                 )
     classes = sorted(set(data.labels))
-    if len(classes) < 2:
+    if len(classes) < min_classes:
         raise RnnkitError(
             f"{data.source} holds a single class ({classes[0]!r}, {len(data)} examples): "
             "classification needs at least 2"

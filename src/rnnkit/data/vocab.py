@@ -21,6 +21,11 @@ change the prompt. With ``<unk>``, unseen characters map to it, and it decodes t
 Decoding joins words with one space and turns ``<eos>`` back into a newline. A literal
 ``<unk>`` or ``<eos>`` in the text (PTB has ``<unk>`` in its text) is that special token.
 
+Other tasks choose their specials (``specials=("<pad>", "<unk>")`` for a classifier,
+``("<pad>", "<unk>", "<bos>", "<eos>")`` for a translation decoder): they come first, in that
+order, and :meth:`Vocab.encode_tokens` maps already-split tokens to ids. :class:`LabelVocab` is
+the vocabulary of class labels or tags: no specials at all.
+
 The vocabulary is saved with the model as JSON (:meth:`Vocab.save`, :meth:`Vocab.to_dict`);
 loading gives the same ids in the same order, checked by :attr:`Vocab.digest`.
 """
@@ -40,6 +45,9 @@ from rnnkit.jsonfile import read_json
 
 UNK = "<unk>"
 EOS = "<eos>"
+PAD = "<pad>"
+BOS = "<bos>"
+SPECIALS = (PAD, UNK, BOS, EOS)
 LEVELS = ("char", "word")
 FORMAT = "rnnkit-vocab"
 VERSION = 1
@@ -83,12 +91,27 @@ class Vocab:
     vocabulary (specials in front, no duplicates, one code point per char token).
     """
 
-    def __init__(self, itos: Sequence[str], level: str) -> None:
+    def __init__(
+        self, itos: Sequence[str], level: str, specials: Sequence[str] | None = None
+    ) -> None:
         self.level = check_level(level)
         itos = tuple(itos)
         if not all(isinstance(t, str) and t for t in itos):
             raise RnnkitError("vocab tokens must be non-empty strings")
-        if self.level == "word":
+        if specials is not None:
+            specials = tuple(specials)
+            bad = [t for t in specials if t not in SPECIALS]
+            if bad or itos[: len(specials)] != specials:
+                raise RnnkitError(
+                    f"specials must be among {list(SPECIALS)} and come first in the vocab, got "
+                    f"{list(specials)} and {list(itos[: len(specials)])}"
+                )
+            self.specials = specials
+            if self.level == "char":
+                bad = [t for t in itos[len(specials) :] if len(t) != 1]
+                if bad:
+                    raise RnnkitError(f"a char vocab holds single characters, got {bad[0]!r}")
+        elif self.level == "word":
             if itos[:2] != (UNK, EOS):
                 raise RnnkitError(f"a word vocab must start with {UNK!r}, {EOS!r}, got {itos[:2]}")
             self.specials: tuple[str, ...] = (UNK, EOS)
@@ -105,7 +128,10 @@ class Vocab:
             dup = next(t for t, n in Counter(itos).items() if n > 1)
             raise RnnkitError(f"vocab holds the token {dup!r} twice")
         self.unk_id: int | None = self.stoi.get(UNK)
-        self.eos_id: int | None = self.stoi.get(EOS) if self.level == "word" else None
+        self.eos_id: int | None = self.stoi.get(EOS) if EOS in self.specials else None
+        self.pad_id: int | None = self.stoi.get(PAD) if PAD in self.specials else None
+        self.bos_id: int | None = self.stoi.get(BOS) if BOS in self.specials else None
+        self._explicit_specials = specials is not None
         self._lut: np.ndarray | None = None  # char level: code point → id, built on first use
         self._ascii_table: bytes | None = None  # char level, < 255 tokens: ASCII byte → id
         self._lookup: _UnkDict | None = None  # word level: token → id, unknown → <unk>
@@ -120,18 +146,31 @@ class Vocab:
         max_size: int | None = None,
         min_freq: int = 1,
         unk: bool | None = None,
+        specials: Sequence[str] | None = None,
     ) -> "Vocab":
         """The vocabulary of ``counts`` (token → count), in the deterministic order.
 
         ``max_size`` caps the whole vocabulary, specials included (it is the softmax width);
         tokens seen fewer than ``min_freq`` times are left out. Left-out words map to ``<unk>``.
         ``unk`` (char level only): True adds ``<unk>``; None (default) adds it only when the cut
-        drops a character; False forbids a cut that drops characters.
+        drops a character; False forbids a cut that drops characters. ``specials`` replaces the
+        level's default specials (then ``unk`` is not used).
         """
         check_level(level)
         if min_freq < 1:
             raise RnnkitError(f"min_freq must be >= 1, got {min_freq}")
         counts = {t: n for t, n in counts.items() if n > 0}
+        if specials is not None:
+            specials = list(specials)
+            for t in specials:
+                counts.pop(t, None)
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            kept = [t for t, n in ranked if n >= min_freq]
+            if max_size is not None:
+                kept = kept[: max(max_size - len(specials), 0)]
+            if not kept:
+                raise RnnkitError(f"no token is seen at least min_freq={min_freq} times")
+            return cls(specials + kept, level, specials)
         if level == "word":
             if unk is False:
                 raise RnnkitError("a word vocab always has <unk>; unk=False is for char level")
@@ -202,6 +241,16 @@ class Vocab:
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (a prompt, a line): a list of len(tokens) ints."""
         return self.encode_array(text).tolist()
+
+    def encode_tokens(self, tokens: Sequence[str], where: str = "the text") -> np.ndarray:
+        """Ids (int64, shape (len(tokens),)) of tokens already split; unknown → ``<unk>``."""
+        if self.unk_id is None:
+            missing = next((t for t in tokens if t not in self.stoi), None)
+            if missing is not None:
+                raise RnnkitError(f"token {missing!r} in {where} is not in the vocabulary")
+            return np.fromiter(map(self.stoi.__getitem__, tokens), np.int64, len(tokens))
+        get, unk = self.stoi.get, self.unk_id
+        return np.fromiter((get(t, unk) for t in tokens), np.int64, len(tokens))
 
     def encode_array(
         self, text: str, dtype: np.dtype | type = np.int64, where: str = "the text", offset: int = 0
@@ -297,13 +346,16 @@ class Vocab:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict: format, version, level, size, itos (id order)."""
-        return {
+        d = {
             "format": FORMAT,
             "version": VERSION,
             "level": self.level,
             "size": len(self),
             "itos": list(self.itos),
         }
+        if self._explicit_specials:
+            d["specials"] = list(self.specials)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping, source: str = "vocab") -> "Vocab":
@@ -316,7 +368,7 @@ class Vocab:
         if not isinstance(itos, list) or d.get("size") != len(itos):
             raise RnnkitError(f"{source}: 'itos' must be a list of 'size' tokens")
         try:
-            return cls(itos, d.get("level"))
+            return cls(itos, d.get("level"), d.get("specials"))
         except RnnkitError as e:
             raise RnnkitError(f"{source}: {e}") from None
 
@@ -334,3 +386,64 @@ class Vocab:
         path = Path(path)
         d = read_json(path, "vocab file")
         return cls.from_dict(d, source=f"vocab file {path}")
+
+
+class LabelVocab:
+    """Class labels (or tags) ↔ ids, no specials. Labels sort numerically when they all are
+    numbers (``"2" < "10"``), else as strings, so the same label set always gets the same ids.
+    """
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        labels = [str(x) for x in labels]
+        if len(set(labels)) != len(labels):
+            raise RnnkitError("a label vocab holds each label once")
+        if not labels:
+            raise RnnkitError("a label vocab needs at least one label")
+        self.itos = tuple(labels)
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, labels: Iterable[str]) -> "LabelVocab":
+        """The sorted distinct labels of ``labels``."""
+        distinct = set(map(str, labels))
+        try:
+            return cls(sorted(distinct, key=lambda x: (float(x), x)))
+        except ValueError:
+            return cls(sorted(distinct))
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LabelVocab) and self.itos == other.itos
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LabelVocab({list(self.itos)})"
+
+    def encode(self, labels: Sequence[str], where: Sequence[str] | None = None) -> np.ndarray:
+        """Ids (int64) of ``labels``; a label the vocab never saw is an error naming it."""
+        out = np.empty(len(labels), dtype=np.int64)
+        for i, label in enumerate(labels):
+            j = self.stoi.get(label)
+            if j is None:
+                at = f" at {where[i]}" if where is not None else ""
+                raise RnnkitError(
+                    f"class {label!r}{at} was never seen in training (the model knows "
+                    f"{', '.join(map(repr, self.itos[:10]))}{' ...' if len(self) > 10 else ''})"
+                )
+            out[i] = j
+        return out
+
+    def to_dict(self) -> dict:
+        return {"format": "rnnkit-labels", "version": 1, "labels": list(self.itos)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, source: str = "labels") -> "LabelVocab":
+        if not isinstance(d, Mapping) or d.get("format") != "rnnkit-labels":
+            raise RnnkitError(f"{source} is not an rnnkit label vocab")
+        labels = d.get("labels")
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise RnnkitError(f"{source}: 'labels' must be a list of strings")
+        return cls(labels)

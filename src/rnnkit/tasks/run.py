@@ -170,7 +170,7 @@ def train(
     out = Path(out)
     if resume:
         return _resume(task, data, out, model, data_config, train)
-    train = train or TrainConfig()
+    train = train or getattr(task, "default_train", None) or TrainConfig()
     data_config = data_config or task.data_config_class()
     resolve_device(train.device)  # a wrong device fails now, not after reading the data
     if holds_run(out) and not overwrite:
