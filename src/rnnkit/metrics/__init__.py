@@ -1,0 +1,1 @@
+"""Forecast accuracy: point metrics (forecast) and rolling-origin evaluation (backtest)."""
