@@ -1,7 +1,9 @@
-"""Task metrics that models, tasks and trainers share: plain Python over tag lists.
+"""Task metrics that models, tasks and trainers share.
 
-scores = span_scores(gold, pred)           # lists of tag sequences, one per sentence
-scores["f1"], scores["per_type"]["PER"]    # fractions in [0, 1], conlleval's counting
+spans: entity-level precision/recall/F1 of tag sequences (conlleval's counting):
+    scores = span_scores(gold, pred); scores["f1"], scores["per_type"]["PER"]
+forecast: MAE, RMSE, MAPE, sMAPE, MASE, interval coverage; backtest: rolling-origin evaluation
+(import those from rnnkit.metrics.forecast and rnnkit.metrics.backtest).
 """
 
 from rnnkit.metrics.spans import (
