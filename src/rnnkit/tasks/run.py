@@ -200,6 +200,7 @@ def train(
             out,
             extra_files={**prepared.extra_files, DATA_FILE: dataclasses.asdict(data_config)},
         )
+        trainer.check_monitor()
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)

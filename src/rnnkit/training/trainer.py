@@ -198,6 +198,7 @@ class Trainer(CheckpointedRun):
         self._rng_snapshot: tuple[Tensor, Tensor | None] | None = None
         self._last_saved_step: int | None = None
         self._log: RunLog | None = None
+        self._monitor_checked = False
 
     # ------------------------------------------------------------------ construction from disk
 
@@ -305,6 +306,7 @@ class Trainer(CheckpointedRun):
                 "(fit(resume=True) continues it instead)"
             )
         self._stop_request = None
+        self.check_monitor()
         self._t0 = time.perf_counter()
         self._meter.resume()
         try:
@@ -492,6 +494,21 @@ class Trainer(CheckpointedRun):
         # A cost: lower is better whatever the mode, so one comparison serves both.
         cost = -value if self.config.maximize else value
         return metrics, cost if math.isfinite(value) else math.inf
+
+    def check_monitor(self) -> None:
+        """Fail now, not after the first epoch, when the model does not report the monitor
+        (one validation batch tells; done once, :meth:`fit` calls it too)."""
+        monitor = self.config.monitor
+        if self.val_source is None or monitor == "val_loss" or self._monitor_checked:
+            return
+        with preserve_rng():
+            found = evaluate(self.model, self.val_source, 1, device=self.device)
+        if monitor.removeprefix("val_") not in found:
+            raise RnnkitError(
+                f"monitor={monitor!r} is not among the validation figures of this model: "
+                f"{', '.join(sorted('val_' + k for k in found))}"
+            )
+        self._monitor_checked = True
 
     def _beats_best_checkpoint(self, cost: float) -> bool:
         if not math.isfinite(cost):
