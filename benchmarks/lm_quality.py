@@ -4,7 +4,7 @@
                split). Validation loss (nats/char) after --checkpoint-minutes and --minutes.
                Anchors: nanoGPT's small CPU transformer 1.88 in ~3 min; char-rnn LSTMs
                ~1.40-1.45; nanoGPT on a GPU 1.47.
-  ptb          Penn Treebank, word level, Zaremba et al.'s small configuration (2x200 LSTM,
+  ptb          Penn Treebank, whitespace word level, Zaremba et al.'s small configuration (2x200 LSTM,
                batch 20, 35 steps, SGD lr 1 halved each epoch after the 4th, clip 5 (on the loss
                summed over the 35 steps),
                13 epochs): test perplexity (they report 114.5).
@@ -125,7 +125,7 @@ def shakespeare(args: argparse.Namespace) -> None:
 def ptb(args: argparse.Namespace) -> None:
     root, out = DATA / "ptb", Path(args.out)
     vocab, train_tokens, _ = prepare_corpus(
-        root / "ptb.train.txt", "word", out / "data", val_fraction=0.0
+        root / "ptb.train.txt", "whitespace", out / "data", val_fraction=0.0
     )
     valid = encode_corpus([root / "ptb.valid.txt"], vocab, out / "data" / "valid.bin").tokens
     test = encode_corpus([root / "ptb.test.txt"], vocab, out / "data" / "test.bin").tokens

@@ -79,7 +79,8 @@ def runs(tmp_path_factory):
     char_corpus = write_corpus(tmp / "char.txt")
     word_corpus = write_corpus(tmp / "word.txt", lines=200)
     args = f"{SMALL} --lr 0.01"
-    assert main(argv_of("lm train", char_corpus, "--out", tmp / "char", args, "--epochs 2")) == 0
+    char = argv_of("lm train", char_corpus, "--out", tmp / "char", args, "--epochs 2 --no-unk")
+    assert main(char) == 0
     assert main(argv_of("lm train", word_corpus, "--out", tmp / "word", args, "--level word")) == 0
     return {"char": tmp / "char", "word": tmp / "word", "corpus": char_corpus, "tmp": tmp}
 
@@ -371,7 +372,16 @@ def test_eval(capsys, runs):
     rc, out, err = rnnkit(capsys, "lm eval", runs["char"], runs["corpus"], "--json")
     assert rc == 0, err
     res = json.loads(out)
-    assert set(res) == {"loss", "bits_per_token", "bits_per_char", "perplexity", "tokens", "level"}
+    assert set(res) == {
+        "loss",
+        "bits_per_token",
+        "bits_per_char",
+        "perplexity",
+        "tokens",
+        "unknown_tokens",
+        "unknown_rate",
+        "level",
+    }
     assert res["tokens"] == len(runs["corpus"].read_text(encoding="utf-8")) - 1
     rc, out, _ = rnnkit(capsys, "lm eval", runs["char"], runs["corpus"])
     assert rc == 0 and "bits_per_char" in out and "perplexity" in out

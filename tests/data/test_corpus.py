@@ -257,7 +257,7 @@ def test_tiny_shakespeare(tmp_path):
 @pytest.mark.skipif(not (DATA / "ptb").is_dir(), reason="needs ../shared/data")
 def test_penn_treebank_word_level(tmp_path):
     vocab, train, _ = prepare_corpus(
-        DATA / "ptb" / "ptb.train.txt", "word", tmp_path, val_fraction=0.0
+        DATA / "ptb" / "ptb.train.txt", "whitespace", tmp_path, val_fraction=0.0
     )
     # 9,999 word types (its own <unk> included) + <eos>: the classic 10k vocabulary.
     assert len(vocab) == 10_000 and len(train) == 929_589

@@ -87,7 +87,7 @@ def test_load_errors(tmp_path):
     )
     with pytest.raises(RnnkitError, match="twice"):
         Vocab.load(bad)
-    with pytest.raises(RnnkitError, match="level must be 'char' or 'word'"):
+    with pytest.raises(RnnkitError, match="level must be one of char, word, whitespace"):
         Vocab(["a"], "byte")
 
 

@@ -67,7 +67,10 @@ def char_run(tmp_path_factory):
     """A char-level LSTM trained for two short epochs on text with CJK and emoji."""
     tmp = tmp_path_factory.mktemp("char")
     corpus = write_corpus(tmp / "corpus.txt")
-    result = train_language_model(corpus, tmp / "run", LMConfig(**SMALL), data_cfg(), train_cfg())
+    # unk=False: a char model that refuses characters it never saw (the default has <unk>)
+    result = train_language_model(
+        corpus, tmp / "run", LMConfig(**SMALL), data_cfg(unk=False), train_cfg()
+    )
     return tmp / "run", corpus, result
 
 
@@ -120,7 +123,7 @@ def test_saved_configs_are_those_of_the_run(char_run):
     model, data, train = load_configs(run)
     assert (model.hidden_size, model.num_layers, model.embedding_size) == (24, 1, 8)
     assert model.vocab_size == len(load_vocab(run))
-    assert data == data_cfg()
+    assert data == data_cfg(unk=False)
     assert train == train_cfg()
 
 
@@ -218,12 +221,12 @@ def test_init_from_keeps_shape_vocabulary_and_level(char_run, tmp_path):
             corpus, tmp_path / "a", LMConfig(**{**SMALL, "hidden_size": 64}), train=cfg
         )
     with pytest.raises(RnnkitError, match="char-level model, the data config says level='word'"):
-        train_language_model(corpus, tmp_path / "b", None, data_cfg(level="word"), cfg)
+        train_language_model(corpus, tmp_path / "b", None, data_cfg(level="word", unk=False), cfg)
     unseen = write_corpus(tmp_path / "unseen.txt", words=["zebra", "cat"])
     with pytest.raises(RnnkitError, match="'z' .* is not in the vocabulary"):
-        train_language_model(unseen, tmp_path / "c", None, data_cfg(), cfg)
+        train_language_model(unseen, tmp_path / "c", None, data_cfg(unk=False), cfg)
     with pytest.raises(RnnkitError, match="lies in .* which the new run replaces"):
-        train_language_model(corpus, run, None, data_cfg(), cfg, overwrite=True)
+        train_language_model(corpus, run, None, data_cfg(unk=False), cfg, overwrite=True)
     # Dropout may change for fine-tuning: it is not part of the shape.
     tuned = LMConfig(**{**SMALL, "dropout": 0.3})
     train_language_model(corpus, tmp_path / "d", tuned, data_cfg(), cfg)
@@ -446,3 +449,16 @@ def test_suggest_completes_the_word_being_typed(char_run, word_run):
     after_space = words.suggest("the ", top=3)
     predicted = [w for w, _ in words.predict("the ", 6) if w not in ("<eos>", "<unk>")]
     assert [w for w, _ in after_space] == predicted[:3]  # next words, specials left out
+
+
+def test_by_default_unseen_characters_are_scored_as_unk_and_counted(tmp_path):
+    corpus = write_corpus(tmp_path / "c.txt", lines=40)
+    run = tmp_path / "run"
+    train_language_model(corpus, run, LMConfig(**SMALL), data_cfg(), train_cfg(max_steps=3))
+    assert Vocab.from_dict(json.loads((run / "last" / "vocab.json").read_text())).unk_id == 0
+    other = tmp_path / "other.txt"
+    other.write_text("the cat sat # on\x96 the mat\n", encoding="utf-8")
+    res = evaluate_language_model(run, other)
+    assert res["unknown_tokens"] == 2 and res["unknown_rate"] == pytest.approx(2 / res["tokens"])
+    gen = TextGenerator.load(run)
+    assert len(gen.predict("the # c", top=3)) == 3

@@ -151,7 +151,7 @@ def iter_pieces(
         last = ""
         for text in read_text(path, chunk_size):
             last = text[-1]
-            if level == "word":
+            if level != "char":
                 text = carry + text
                 if text[-1].isspace():
                     carry = ""
@@ -163,7 +163,7 @@ def iter_pieces(
             if text:
                 yield path, text, done
                 done += len(text)
-        tail = carry + ("\n" if level == "word" and last not in ("", "\n") else "")
+        tail = carry + ("\n" if level != "char" and last not in ("", "\n") else "")
         if tail:
             yield path, tail, done
 
@@ -174,7 +174,7 @@ def iter_pieces(
 def count_tokens(data: Data, level: str, chunk_size: int = CHUNK_SIZE) -> Counter:
     """token → count over the whole corpus, in one streaming pass."""
     files = _files(data)
-    if check_level(level) == "word":
+    if check_level(level) != "char":
         counts: Counter = Counter()
         for _, text, _ in iter_pieces(files, level, chunk_size):
             counts.update(tokenize(text, level))
@@ -307,7 +307,7 @@ def encode_corpus(
                 ids.tofile(f)
                 count += len(ids)
         if count == 0:
-            raise RnnkitError(f"{_describe(data)} is empty: no text to train on")
+            raise RnnkitError(f"{_describe(data)} is empty: it holds no text")
         os.replace(tmp, out_path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -16,10 +16,13 @@ encoding a character the vocabulary has never seen raises :class:`RnnkitError` n
 a char model cannot read a character it was not trained on, and silently dropping it would
 change the prompt. With ``<unk>``, unseen characters map to it, and it decodes to U+FFFD (�).
 
-``word`` level (Penn Treebank style): words are split on whitespace and every newline becomes
-``<eos>``; words cut by ``max_size`` / ``min_freq`` and words never seen map to ``<unk>``.
-Decoding joins words with one space and turns ``<eos>`` back into a newline. A literal
-``<unk>`` or ``<eos>`` in the text (PTB has ``<unk>`` in its text) is that special token.
+``word`` level: words and punctuation marks are tokens (:func:`rnnkit.data.text.split_text`)
+and every newline becomes ``<eos>``; words cut by ``max_size`` / ``min_freq`` and words never
+seen map to ``<unk>``. Decoding spaces the words for reading (none before a comma) and turns
+``<eos>`` back into a newline. ``whitespace`` level (Penn Treebank style, and every word
+vocabulary saved before version 2): words are split on whitespace only, and decoding joins them
+with one space. A literal ``<unk>`` or ``<eos>`` in the text (PTB has ``<unk>`` in its text) is
+that special token at both levels.
 
 Other tasks choose their specials (``specials=("<pad>", "<unk>")`` for a classifier,
 ``("<pad>", "<unk>", "<bos>", "<eos>")`` for a translation decoder): they come first, in that
@@ -40,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.data.text import join_words, split_text
 from rnnkit.errors import RnnkitError
 from rnnkit.jsonfile import read_json
 
@@ -48,27 +52,28 @@ EOS = "<eos>"
 PAD = "<pad>"
 BOS = "<bos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
-LEVELS = ("char", "word")
+LEVELS = ("char", "word", "whitespace")
 FORMAT = "rnnkit-vocab"
-VERSION = 1
+VERSION = 2  # 2: "word" splits punctuation off; a version-1 "word" vocab is "whitespace"
 
 
 def check_level(level: str) -> str:
     if level not in LEVELS:
-        raise RnnkitError(f"level must be 'char' or 'word', got {level!r}")
+        raise RnnkitError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     return level
 
 
 def tokenize(text: str, level: str) -> list[str]:
     """Split ``text`` into the tokens of ``level``.
 
-    char: one token per code point. word: whitespace-separated words, with ``<eos>`` in place of
-    each newline. Both are cut-safe: tokenizing two pieces cut at whitespace (word) or anywhere
-    (char) gives the tokens of the whole.
+    char: one token per code point. word: words and punctuation marks, whitespace: words
+    between whitespace; at both, ``<eos>`` in place of each newline. All are cut-safe:
+    tokenizing two pieces cut at whitespace (word levels) or anywhere (char) gives the tokens
+    of the whole.
     """
     if check_level(level) == "char":
         return list(text)
-    return text.replace("\n", f" {EOS} ").split()
+    return split_text(text.replace("\n", f" {EOS} "), level)
 
 
 class _UnkDict(dict):
@@ -111,7 +116,7 @@ class Vocab:
                 bad = [t for t in itos[len(specials) :] if len(t) != 1]
                 if bad:
                     raise RnnkitError(f"a char vocab holds single characters, got {bad[0]!r}")
-        elif self.level == "word":
+        elif self.level != "char":
             if itos[:2] != (UNK, EOS):
                 raise RnnkitError(f"a word vocab must start with {UNK!r}, {EOS!r}, got {itos[:2]}")
             self.specials: tuple[str, ...] = (UNK, EOS)
@@ -171,7 +176,7 @@ class Vocab:
             if not kept:
                 raise RnnkitError(f"no token is seen at least min_freq={min_freq} times")
             return cls(specials + kept, level, specials)
-        if level == "word":
+        if level != "char":
             if unk is False:
                 raise RnnkitError("a word vocab always has <unk>; unk=False is for char level")
             specials = [UNK, EOS]
@@ -260,11 +265,11 @@ class Vocab:
         ``where``/``offset`` only word the error for an unknown character (char level, no
         ``<unk>``): "character 'é' (U+00E9) at character offset+i of where".
         """
-        if self.level == "word":
+        if self.level != "char":
             if self._lookup is None:
                 self._lookup = _UnkDict(self.stoi, self.unk_id)
             lookup = self._lookup
-            tokens = tokenize(text, "word")
+            tokens = tokenize(text, self.level)
             return np.fromiter(map(lookup.__getitem__, tokens), dtype=dtype, count=len(tokens))
         # Char level, vectorised. ASCII text with a small vocab (char-rnn's usual case): one
         # bytes.translate, ~1 ns a character. Otherwise code points (UTF-32) index a table.
@@ -305,7 +310,8 @@ class Vocab:
     def decode(self, ids: Iterable[int]) -> str:
         """The text of token ids (list, 1-D array or tensor).
 
-        char: characters joined, ``<unk>`` → U+FFFD. word: words joined by one space,
+        char: characters joined, ``<unk>`` → U+FFFD. word: words spaced for reading;
+        whitespace: words joined by one space;
         ``<eos>`` → newline.
         """
         if hasattr(ids, "tolist"):  # np.ndarray, torch.Tensor
@@ -324,16 +330,15 @@ class Vocab:
                 table[self.unk_id] = "\ufffd"
             return "".join(table[i] for i in ids)
         out: list[str] = []
+        words = ["\n" if i == self.eos_id else self.itos[i] for i in ids]
+        if self.level == "word":
+            return join_words(words)
         line_start = True
-        for i in ids:
-            if i == self.eos_id:
-                out.append("\n")
-                line_start = True
-            else:
-                if not line_start:
-                    out.append(" ")
-                out.append(self.itos[i])
-                line_start = False
+        for w in words:
+            if w != "\n" and not line_start:
+                out.append(" ")
+            out.append(w)
+            line_start = w == "\n"
         return "".join(out)
 
     # ---- saving ---------------------------------------------------------------------------
@@ -362,13 +367,18 @@ class Vocab:
         """Inverse of :meth:`to_dict`; ``source`` names the file in error messages."""
         if not isinstance(d, Mapping) or d.get("format") != FORMAT:
             raise RnnkitError(f"{source} is not an rnnkit vocab (expected format {FORMAT!r})")
-        if d.get("version") != VERSION:
-            raise RnnkitError(f"{source} has vocab version {d.get('version')!r}, expected 1")
+        version, level = d.get("version"), d.get("level")
+        if version not in (1, VERSION):
+            raise RnnkitError(
+                f"{source} has vocab version {version!r}, this rnnkit reads 1 and {VERSION}"
+            )
+        if version == 1 and level == "word":  # word vocabs split on whitespace before v2
+            level = "whitespace"
         itos = d.get("itos")
         if not isinstance(itos, list) or d.get("size") != len(itos):
             raise RnnkitError(f"{source}: 'itos' must be a list of 'size' tokens")
         try:
-            return cls(itos, d.get("level"), d.get("specials"))
+            return cls(itos, level, d.get("specials"))
         except RnnkitError as e:
             raise RnnkitError(f"{source}: {e}") from None
 

@@ -57,7 +57,11 @@ class LMDataConfig:
 
     level: str = field(
         default="char",
-        metadata={"help": "tokens are characters or words", "choices": ["char", "word"]},
+        metadata={
+            "help": "tokens: characters, words (punctuation split off), or whitespace-separated "
+            "words (text tokenised already, e.g. Penn Treebank)",
+            "choices": ["char", "word", "whitespace"],
+        },
     )
     seq_length: int = field(default=100, metadata={"help": "T, steps of truncated BPTT per batch"})
     batch_size: int = field(default=64, metadata={"help": "B, sequences per batch"})
@@ -77,10 +81,17 @@ class LMDataConfig:
     )
     max_vocab: int = field(default=0, metadata={"help": "cap the vocabulary (0 = no cap)"})
     min_freq: int = field(default=1, metadata={"help": "drop tokens seen fewer times"})
+    unk: bool = field(
+        default=True,
+        metadata={
+            "help": "char level: an <unk> token, so text with characters never seen in "
+            "training can still be scored and continued (word levels always have one)"
+        },
+    )
 
     def __post_init__(self) -> None:
-        if self.level not in ("char", "word"):
-            raise RnnkitError(f"level must be 'char' or 'word', got {self.level!r}")
+        if self.level not in ("char", "word", "whitespace"):
+            raise RnnkitError(f"level must be char, word or whitespace, got {self.level!r}")
         for name in ("seq_length", "batch_size", "min_freq"):
             if getattr(self, name) < 1:
                 raise RnnkitError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -129,7 +140,7 @@ class LanguageModelTask:
             vocab = Vocab.from_dict(saved.extras["vocab.json"], source=f"{saved.path}/vocab.json")
             if saved.resume:
                 d = saved.data
-                fresh = build_vocab(files, d.level, d.max_vocab or None, d.min_freq)
+                fresh = build_vocab(files, d.level, d.max_vocab or None, d.min_freq, _unk(d))
                 if fresh != vocab:
                     raise RnnkitError(
                         f"{data} is not the data the run in {out} was trained on: its vocabulary "
@@ -148,6 +159,7 @@ class LanguageModelTask:
             max_size=data_config.max_vocab or None,
             min_freq=data_config.min_freq,
             vocab=vocab,
+            unk=_unk(data_config),
         )
         train_src, val_src = _sources(train_tokens, val_tokens, data_config, train.seed)
         return run.Prepared(
@@ -159,6 +171,12 @@ class LanguageModelTask:
 
 
 LM_TASK = LanguageModelTask()
+
+
+def _unk(data: LMDataConfig) -> bool | None:
+    """What Vocab.build's ``unk`` is for this config: True adds <unk> at char level; without it
+    (False) a cut of characters needs one anyway (None)."""
+    return True if data.unk or data.level != "char" else None
 
 
 def train_language_model(
@@ -221,7 +239,8 @@ def evaluate_language_model(
     path: str | Path, data: str | Path, batch_size: int = 0, seq_length: int = 0
 ) -> dict:
     """Loss of a trained model on a text: nats/token, bits/token (= bits/char at char level),
-    perplexity, and how many tokens were scored (all but the first).
+    perplexity, how many tokens were scored (all but the first), and how many of them the
+    vocabulary did not know (``unknown_tokens``, ``unknown_rate``: scored as ``<unk>``).
 
     The text is read as ``batch_size`` streams of ``seq_length`` tokens at a time with the
     state carried (default: the training sizes; a stream starts from a zero state, so fewer
@@ -239,7 +258,11 @@ def evaluate_language_model(
     with tempfile.TemporaryDirectory() as tmp:
         tokens = np.array(encode_corpus(corpus_files(data), vocab, Path(tmp) / "tokens.bin").tokens)
     if len(tokens) < 2:
-        raise RnnkitError(f"{data} holds {len(tokens)} token: at least 2 are needed to score one")
+        raise RnnkitError(
+            f"{data} holds {len(tokens)} token{'s' if len(tokens) != 1 else ''}: at least 2 "
+            "are needed to score one"
+        )
+    unknown = int((tokens[1:] == vocab.unk_id).sum()) if vocab.unk_id is not None else 0
     nats = _total_loss(
         model, tokens, batch_size or saved.batch_size, seq_length or saved.seq_length
     )
@@ -251,6 +274,8 @@ def evaluate_language_model(
         "bits_per_char" if vocab.level == "char" else "bits_per_word": bits,
         "perplexity": math.exp(loss),
         "tokens": len(tokens) - 1,
+        "unknown_tokens": unknown,
+        "unknown_rate": unknown / (len(tokens) - 1),
         "level": vocab.level,
     }
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from rnnkit.checkpoint import load_model
 from rnnkit.data import Vocab
+from rnnkit.data.text import space_between
 from rnnkit.decoding import PAD, beam_search, greedy, sample
 from rnnkit.errors import RnnkitError
 from rnnkit.inference import StepEngine
@@ -72,13 +73,17 @@ class TextGenerator:
     def _text(self, tokens: Iterable[int], prime: str) -> Iterator[str]:
         """The text of each token as it continues ``prime``: at word level a space goes
         between two words, none after a line break (``<eos>``) or after a prime ending in one."""
-        after_break = not prime or prime[-1].isspace()
+        previous = None if not prime or prime[-1].isspace() else prime.split()[-1]
         for token in tokens:
             text = self.vocab.decode([token])
-            if self.vocab.level == "word":
-                if not (after_break or text == "\n"):
-                    text = " " + text
-                after_break = text == "\n"
+            if self.vocab.level != "char":
+                spaced = (
+                    space_between(previous, text)
+                    if self.vocab.level == "word"
+                    else (previous is not None and previous != "\n" and text != "\n")
+                )
+                previous = text
+                text = " " + text if spaced else text
             yield text
 
     # ---- generation -------------------------------------------------------------------------
@@ -184,7 +189,7 @@ class TextGenerator:
             len(text) - len(text.split()[-1]) if text and not text[-1].isspace() else len(text)
         )
         context, partial = text[:word_start], text[word_start:]
-        if self.vocab.level == "word":
+        if self.vocab.level != "char":
             log_probs, _ = self.prime(context)
             lp = log_probs[0]
             ids = [
