@@ -135,6 +135,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
             f"{p} is not a checkpoint: expected {CONFIG_FILE} in it, or a best/ or last/ "
             "checkpoint inside it"
         )
+    if p.exists():
+        raise RnnkitError(f"{p} is a file: give a run directory (the --out of train)")
     raise RnnkitError(f"checkpoint directory {p} does not exist")
 
 

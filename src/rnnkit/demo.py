@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
 
     gen = TextGenerator.load(out / "run")
     print()
-    summary(gen.model)
+    print(summary(gen.model))
     for temperature in (0.5, 1.0):
         print(f"\n--- sample at temperature {temperature} ---")
         print("def " + "".join(gen.sample("def ", 400, temperature=temperature, seed=1)))

@@ -118,12 +118,20 @@ def _record_outputs(model: nn.Module, modules: list[nn.Module], example_input) -
     return shapes
 
 
+class Summary(str):
+    """The table as a string whose repr is the table itself, so a REPL shows it once, laid
+    out (``print(summary)`` in a script)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def summary(
     model: nn.Module,
     example_input=None,
     *,
-    print_fn: Callable[[str], None] | None = print,
-) -> str:
+    print_fn: Callable[[str], None] | None = None,
+) -> Summary:
     """A table of ``model``'s layers, their output shapes and parameter counts.
 
     Args:
@@ -132,10 +140,12 @@ def summary(
         example_input: optional input (a tensor, or a tuple of positional arguments): the model
             is run on it once (eval mode, no grad) to show real output shapes. Without it,
             shapes are read from the layers' sizes where possible.
-        print_fn: where to print the table (default ``print``; ``None`` prints nothing).
+        print_fn: also print the table with this (e.g. ``print``); default: print nothing,
+            since the returned :class:`Summary` shows itself in a REPL.
 
     Returns:
-        The table as a string. Totals count each parameter once (tied weights are shared).
+        The table, a :class:`Summary` (a ``str``). Totals count each parameter once (tied
+        weights are shared).
     """
     rows = _rows(model)
     shapes = {}
@@ -173,7 +183,7 @@ def summary(
     if shared:
         lines.append(f"(shared parameters counted once: {shared:,} in tied weights)")
     lines.append("=" * width)
-    text = "\n".join(lines)
+    text = Summary("\n".join(lines))
     if print_fn is not None:
         print_fn(text)
     return text

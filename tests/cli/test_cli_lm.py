@@ -362,10 +362,28 @@ def test_predict_reads_prefixes_from_stdin(capsys, runs, monkeypatch):
     rc, out, err = rnnkit(capsys, "lm predict", runs["char"], "--top 2 --json")
     assert rc == 0
     answers = [json.loads(line) for line in out.splitlines()]
-    assert len(answers) == 2 and all(len(a) == 2 for a in answers)  # the bad line is skipped
-    assert "rnnkit: error: character 'é'" in err and "Traceback" not in err
+    assert len(answers) == 3  # one per input line, the bad one holding its error
+    assert len(answers[0]) == 2 and len(answers[2]) == 2
+    assert answers[1]["prefix"] == "the é" and "character 'é'" in answers[1]["error"]
+    assert "Traceback" not in err
     _, first, _ = rnnkit(capsys, "lm predict", runs["char"], "--prefix 'the c' --top 2 --json")
     assert answers[0] == json.loads(first)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("the c\nthe é\nho\n"))
+    _, out, _ = rnnkit(capsys, "lm predict", runs["char"], "--top 2")
+    blocks = out.split("> ")[1:]
+    assert [b.splitlines()[0] for b in blocks] == ["the c", "the é", "ho"]
+    assert "error: character 'é'" in blocks[1]
+
+
+def test_the_type_ahead_line_never_wraps():
+    from rnnkit.cli.lm import _prompt_line
+
+    for columns in (40, 80):
+        for text in ("short", "a much longer line of text " * 4):
+            line = _prompt_line(text, "suggestion one  |  suggestion two  |  three", columns)
+            visible = line.replace("\r\033[K", "").replace("\033[2m", "").replace("\033[0m", "")
+            assert len(visible) <= columns - 1, (columns, visible)
+            assert visible.startswith("> ")
 
 
 def test_eval(capsys, runs):

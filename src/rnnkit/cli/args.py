@@ -73,3 +73,27 @@ def dataclass_from_args(cls: type, ns: argparse.Namespace, base: Any = None) -> 
 def given_fields(cls: type, ns: argparse.Namespace) -> dict[str, Any]:
     """The fields of ``cls`` set explicitly on the command line."""
     return {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if hasattr(ns, f.name)}
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch's CPU threads, the same flag as training's."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="CPU threads for torch, 0 = torch's default (one per core)",
+    )
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Set torch's threads from ``--threads`` (checked: a negative count is an error)."""
+    threads = getattr(args, "threads", 0)
+    if threads < 0:
+        from rnnkit.errors import RnnkitError
+
+        raise RnnkitError(f"--threads must be >= 0 (0 = torch's default), got {threads}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)

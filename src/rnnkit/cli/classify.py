@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from rnnkit.cli.args import add_dataclass_args, given_fields
+from rnnkit.cli.args import add_dataclass_args, add_threads_flag, apply_threads, given_fields
 from rnnkit.cli.run import add_train_command
 from rnnkit.errors import RnnkitError
 
@@ -40,6 +40,7 @@ def register(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="PNG", help="write the confusion matrix as a PNG")
     p.add_argument("--batch-size", type=int, default=64, help="examples per batch (default: 64)")
+    add_threads_flag(p)
     p.set_defaults(run=_eval)
 
     p = verbs.add_parser(
@@ -56,6 +57,7 @@ def register(tasks: argparse._SubParsersAction) -> None:
         action="store_true",
         help="attention pooling: show how much each token weighed in the decision",
     )
+    add_threads_flag(p)
     p.set_defaults(run=_predict)
 
     p = verbs.add_parser(
@@ -79,6 +81,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise RnnkitError(f"--batch-size must be >= 1, got {args.batch_size}")
+    apply_threads(args)
     clf = Classifier.load(args.model)
     res = clf.evaluate(args.data, args.batch_size)
     if args.plot:
@@ -143,6 +146,7 @@ def _inputs(args: argparse.Namespace) -> list[str]:
 def _predict(args: argparse.Namespace) -> int:
     from rnnkit.tasks.classify import Classifier
 
+    apply_threads(args)
     clf = Classifier.load(args.model)
     if args.explain and clf.model.config.pooling != "attention":
         raise RnnkitError(

@@ -5,7 +5,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from rnnkit.cli.args import add_dataclass_args, dataclass_from_args
+from rnnkit.cli.args import add_dataclass_args, add_threads_flag, apply_threads, dataclass_from_args
 from rnnkit.cli.run import add_train_command
 from rnnkit.errors import RnnkitError
 
@@ -16,11 +16,19 @@ class SampleConfig:
 
     prime: str = field(default="", metadata={"help": "text to continue"})
     length: int = field(default=500, metadata={"help": "tokens to generate"})
-    temperature: float = field(default=1.0, metadata={"help": "< 1 is safer, > 1 wilder"})
+    temperature: float = field(
+        default=1.0, metadata={"help": "< 1 is safer, > 1 wilder, 0 = greedy"}
+    )
     top_k: int = field(default=0, metadata={"help": "sample among the k best (0 = all)"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass (1 = all)"})
     greedy: bool = field(default=False, metadata={"help": "always take the most likely token"})
-    beam: int = field(default=0, metadata={"help": "beam search of this width (0 = sample)"})
+    beam: int = field(
+        default=0,
+        metadata={
+            "help": "beam search of this width for the most likely text (0 = sample instead; "
+            "the sampling options do not apply to it)"
+        },
+    )
     num_samples: int = field(
         default=1, metadata={"help": "independent samples (with --beam: the n best)"}
     )
@@ -45,6 +53,7 @@ def register(tasks: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("sample", help="generate text from a trained model")
     p.add_argument("model", metavar="DIR", help="run or checkpoint directory")
     add_dataclass_args(p, SampleConfig, title="sampling")
+    add_threads_flag(p)
     p.set_defaults(run=_sample)
 
     p = verbs.add_parser("predict", help="the most likely next tokens")
@@ -52,6 +61,7 @@ def register(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--prefix", default=None, help="text so far (omit for an interactive prompt)")
     p.add_argument("--top", type=int, default=5, help="how many candidates (default: 5)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_threads_flag(p)
     p.set_defaults(run=_predict)
 
     p = verbs.add_parser("eval", help="loss, bits per character and perplexity on a text")
@@ -60,6 +70,7 @@ def register(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=0, help="default: the training batch size")
     p.add_argument("--seq-length", type=int, default=0, help="default: the training length")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_threads_flag(p)
     p.set_defaults(run=_eval)
 
 
@@ -69,9 +80,24 @@ def register(tasks: argparse._SubParsersAction) -> None:
 def _sample(args: argparse.Namespace) -> int:
     from rnnkit.tasks.text_generator import TextGenerator
 
+    apply_threads(args)
     cfg = dataclass_from_args(SampleConfig, args)
     if cfg.num_samples < 1:
         raise RnnkitError(f"--num-samples must be >= 1, got {cfg.num_samples}")
+    if cfg.beam < 0:
+        raise RnnkitError(f"--beam must be >= 1 for beam search, or 0 to sample; got {cfg.beam}")
+    sampling = {
+        "--top-k": cfg.top_k != 0,
+        "--top-p": cfg.top_p != 1.0,
+        "--temperature": cfg.temperature != 1.0,
+        "--greedy": cfg.greedy,
+    }
+    if cfg.beam and any(sampling.values()):
+        given = ", ".join(k for k, v in sampling.items() if v)
+        raise RnnkitError(
+            f"--beam searches for the most likely text; {given} only apply to sampling "
+            "(drop --beam to sample)"
+        )
     gen = TextGenerator.load(args.model)
     if cfg.beam:
         for text, log_prob in gen.beam(cfg.prime, cfg.length, cfg.beam, n_best=cfg.num_samples):
@@ -110,6 +136,7 @@ def _show_predictions(preds: list[tuple[str, float]], as_json: bool) -> None:
 def _predict(args: argparse.Namespace) -> int:
     from rnnkit.tasks.text_generator import TextGenerator
 
+    apply_threads(args)
     if args.top < 1:
         raise RnnkitError(f"--top must be >= 1, got {args.top}")
     gen = TextGenerator.load(args.model)
@@ -122,18 +149,28 @@ def _predict(args: argparse.Namespace) -> int:
     print(
         "type text and press Enter for the next-token suggestions; Ctrl-D to quit", file=sys.stderr
     )
+    # One block per input line, the line echoed first, so the output lines up with the input
+    # even when a line cannot be read (its block then holds the error).
     for line in sys.stdin:
+        prefix = line.rstrip("\r\n")
         try:
-            preds = gen.predict(line.rstrip("\r\n"), args.top)
+            preds = gen.predict(prefix, args.top)
         except RnnkitError as err:  # e.g. a character the model never saw: try another line
-            print(f"rnnkit: error: {err}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"prefix": prefix, "error": str(err)}, ensure_ascii=False))
+            else:
+                print(f"> {prefix}\n  error: {err}")
+            sys.stdout.flush()
             continue
+        if not args.json:
+            print(f"> {prefix}")
         _show_predictions(preds, args.json)
     return 0
 
 
 def _type_ahead(gen, top: int) -> int:
     """Suggest whole words under the cursor line as you type (a terminal in raw mode)."""
+    import shutil
     import termios
     import tty
 
@@ -147,8 +184,8 @@ def _type_ahead(gen, top: int) -> int:
             try:
                 hint = "  |  ".join(w for w, _ in gen.suggest(text, top))
             except RnnkitError as err:
-                hint = f"({err})"
-            sys.stdout.write(f"\r\033[K> {text}\033[2m   [{hint}]\033[0m")
+                hint = f"({str(err).split(':')[0]})"  # the short part: which character
+            sys.stdout.write(_prompt_line(text, hint, shutil.get_terminal_size().columns))
             sys.stdout.flush()
             key = sys.stdin.read(1)
             if key in ("", "\x04"):
@@ -175,9 +212,24 @@ def _type_ahead(gen, top: int) -> int:
     return 0
 
 
+def _prompt_line(text: str, hint: str, columns: int) -> str:
+    """The prompt line redrawn in place: it must never wrap, or each key press would leave a
+    stale line behind; the hint gives way first, then the start of the text."""
+    room = max(columns - 1, 10)
+    shown = f"> {text}"
+    if len(shown) > room:
+        shown = "> …" + text[-(room - 3) :]
+    hint_room = room - len(shown) - 5
+    if len(hint) > hint_room:
+        hint = hint[: max(hint_room - 1, 0)] + "…" if hint_room > 1 else ""
+    tail = f"\033[2m   [{hint}]\033[0m" if hint else ""
+    return f"\r\033[K{shown}{tail}"
+
+
 def _eval(args: argparse.Namespace) -> int:
     from rnnkit.tasks.lm import evaluate_language_model
 
+    apply_threads(args)
     res = evaluate_language_model(args.model, args.data, args.batch_size, args.seq_length)
     if args.json:
         print(json.dumps(res))

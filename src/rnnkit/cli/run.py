@@ -138,6 +138,6 @@ def summary_line(result: Any, out: str) -> str:
         figures.append(f"last {last:.4f}")
     measured = f"{monitor} {', '.join(figures)}" if figures else "no validation"
     return (
-        f"stopped ({result.stopped_reason}) after {result.steps} steps; {measured}; "
-        f"checkpoints in {out}"
+        f"stopped ({result.stopped_reason}) after {result.steps} steps in {result.precision}; "
+        f"{measured}; checkpoints in {out}"
     )

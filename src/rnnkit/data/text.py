@@ -21,7 +21,7 @@ LEVELS = ("word", "char", "whitespace")
 # variation selectors, emoji skin tones and tag characters; ZWJ joins emoji into one.
 _MARKS = (
     "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\ufe00-\ufe0f"
-    "\U0001F3FB-\U0001F3FF\U000E0020-\U000E007F]*"
+    "\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f]*"
 )
 _LETTERS = f"(?:\\w{_MARKS})+"
 _WORD = re.compile(

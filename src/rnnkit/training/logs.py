@@ -76,6 +76,8 @@ class RunLog:
         tensorboard: bool,
         total_steps: int | None,
         start_step: int,
+        time_budget: float = 0.0,
+        start_elapsed: float = 0.0,
     ) -> None:
         self.out_dir = out_dir
         self.csv_path = out_dir / CSV_NAME if out_dir is not None else None
@@ -88,20 +90,37 @@ class RunLog:
                 for row in self.history:
                     self.columns += [k for k in row if k not in self.columns]
             self._rewrite_csv()
-        self.bar = tqdm(
-            total=total_steps,
-            initial=start_step,
-            unit="step",
-            dynamic_ncols=True,
-            disable=not progress,
-        )
+        # When a time budget bounds the run the bar counts seconds: a step count would be a
+        # guess (a 6-second budget once showed 68,000 steps and an ETA of 4 minutes).
+        self.timed = time_budget > 0
+        if self.timed:
+            self.bar = tqdm(
+                total=round(time_budget),
+                initial=round(start_elapsed),
+                unit="s",
+                dynamic_ncols=True,
+                disable=not progress,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s [{postfix}]",
+            )
+        else:
+            self.bar = tqdm(
+                total=total_steps,
+                initial=start_step,
+                unit="step",
+                dynamic_ncols=True,
+                disable=not progress,
+            )
         self.tb = None
         if tensorboard and out_dir is not None:
             self.tb = _summary_writer(out_dir / TENSORBOARD_DIR, purge_step=start_step or None)
 
-    def step(self) -> None:
-        """One optimizer step done (cheap: tqdm redraws at most ~10 times a second)."""
-        self.bar.update(1)
+    def step(self, elapsed: float = 0.0) -> None:
+        """One optimizer step done, ``elapsed`` seconds into the run (cheap: tqdm redraws at
+        most ~10 times a second)."""
+        if self.timed:
+            self.bar.update(min(elapsed, self.bar.total) - self.bar.n)
+        else:
+            self.bar.update(1)
 
     def _rewrite_csv(self) -> None:
         with open(self.csv_path, "w", newline="", encoding="utf-8") as f:  # type: ignore[arg-type]

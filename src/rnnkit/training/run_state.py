@@ -53,6 +53,7 @@ class CheckpointedRun:
             info={
                 "step": self.step,
                 "epoch": self.epoch,
+                "precision": self.precision,
                 "monitor": self.config.monitor,
                 "metrics": self.last_metrics,
                 "best_metrics": self.best_metrics,

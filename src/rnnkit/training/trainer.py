@@ -99,6 +99,7 @@ class TrainResult:
     last_metrics: dict[str, float] = field(default_factory=dict)
     last_good_step: int | None = None
     signal: str | None = None  # SIGINT or SIGTERM when stopped_reason is 'interrupted'
+    precision: str = "fp32"  # what ran: 'auto' resolved
 
 
 def resolve_device(name: str) -> torch.device:
@@ -163,6 +164,8 @@ class Trainer(CheckpointedRun):
         self.extra_files = dict(extra_files or {})
         self.callbacks = list(callbacks)
         self.device = resolve_device(config.device)
+        # What 'auto' resolves to here: recorded in every checkpoint and told at the start.
+        self.precision = "bf16" if uses_bf16(config.precision, self.device) else "fp32"
         if config.threads:  # process-wide: torch has one intra-op pool
             torch.set_num_threads(config.threads)
         self.model = model.to(self.device)
@@ -299,7 +302,11 @@ class Trainer(CheckpointedRun):
             tensorboard=self.config.tensorboard,
             total_steps=self.total_steps,
             start_step=self.step,
+            time_budget=60 * self.config.max_minutes,
+            start_elapsed=self._elapsed_before,
         )
+        if self.config.precision == "auto":
+            self._log.message(f"precision auto: training in {self.precision} on {self.device}")
         if fresh and self.out_dir is not None and (self.out_dir / "last").exists():
             self._log.message(
                 f"{self.out_dir} holds an earlier run: a fresh run overwrites its checkpoints "
@@ -356,6 +363,7 @@ class Trainer(CheckpointedRun):
             last_metrics=dict(self.last_metrics),
             last_good_step=self._last_saved_step,
             signal=self._sigint.signal_name if reason == "interrupted" else None,
+            precision=self.precision,
         )
         self._callback("on_fit_end", result)
         return result
@@ -367,7 +375,7 @@ class Trainer(CheckpointedRun):
         model, optimizer, source = self.model, self.optimizer, self.train_source
         stateful = bool(source.stateful)
         on_cpu = self.device.type == "cpu"
-        mixed = uses_bf16(cfg.precision, self.device)
+        mixed = self.precision == "bf16"
         checked = False
         model.train()
         while True:
@@ -413,7 +421,7 @@ class Trainer(CheckpointedRun):
                 self.num_batches = self._num_batches()
             self._phase = "bookkeeping"
             self._meter.add(loss.detach(), num_tokens, out.metrics)
-            self._log.step()
+            self._log.step(self.elapsed)
             self._after_step(epoch_end, lr)
 
     def _stop_reason(self) -> str | None:
