@@ -509,3 +509,31 @@ def test_loss_meter_keeps_no_tensor_of_a_step_alive():
     assert all(r() is None for r in refs)
     mean, _, metrics, tokens = meter.take()
     assert mean == pytest.approx((2.0 * 1 + 4.0 * 3) / 4) and (metrics, tokens) == ({}, 4)
+
+
+def test_cosine_and_linear_decay_over_the_time_budget():
+    from rnnkit.training.optim import LRSchedule
+
+    for schedule, middle in (("cosine", 0.5), ("linear", 0.5)):
+        config = TrainConfig(lr=0.01, min_lr=0.0, lr_schedule=schedule, max_minutes=2.0)
+        s = LRSchedule(config, total_steps=10**6)
+        assert s.lr(0, elapsed=0.0) == pytest.approx(0.01)
+        assert s.lr(5, elapsed=60.0) == pytest.approx(0.01 * middle)
+        assert s.lr(9, elapsed=120.0) == pytest.approx(0.0, abs=1e-12)
+    # linear is a straight line, cosine is not
+    lin = LRSchedule(TrainConfig(lr=1.0, lr_schedule="linear", max_minutes=1.0), 10**6)
+    cos = LRSchedule(TrainConfig(lr=1.0, lr_schedule="cosine", max_minutes=1.0), 10**6)
+    assert lin.lr(1, elapsed=15.0) == pytest.approx(0.75)
+    assert cos.lr(1, elapsed=15.0) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    # the step limit, when it comes first, is the horizon
+    short = LRSchedule(TrainConfig(lr=1.0, lr_schedule="linear", max_minutes=60.0), 11)
+    assert short.lr(10, elapsed=1.0) == pytest.approx(0.0)
+
+
+def test_a_time_budgeted_run_ends_near_min_lr(tmp_path):
+    config = cfg(epochs=10**6, lr_schedule="cosine", max_minutes=0.02, min_lr=1e-4, log_every=1)
+    result = Trainer(make_model(), StreamSource(), config=config).fit()
+    assert result.stopped_reason == "time_budget"
+    lrs = [r["lr"] for r in result.history if r["lr"] is not None]
+    assert lrs[0] > 0.9 * 0.01 and lrs[-1] < 0.2 * 0.01
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))

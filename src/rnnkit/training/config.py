@@ -12,7 +12,7 @@ from typing import Any
 from rnnkit.errors import RnnkitError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("none", "step", "exponential", "plateau", "cosine")
+SCHEDULES = ("none", "step", "exponential", "plateau", "cosine", "linear")
 CLIP_MODES = ("norm", "value")
 PRECISIONS = ("fp32", "bf16", "auto")
 MONITOR_MODES = ("auto", "min", "max")
@@ -35,8 +35,8 @@ class TrainConfig:
     Learning-rate schedule (step counts are optimizer steps)
         lr_schedule: 'none'; 'step' (× lr_decay every lr_decay_every steps); 'exponential'
         (× lr_decay per lr_decay_every steps, smoothly); 'plateau' (× lr_decay after
-        plateau_patience validations without improvement); 'cosine' (from lr to min_lr over the
-        run's steps after warm-up).
+        plateau_patience validations without improvement); 'cosine' / 'linear' (from lr to min_lr
+        over the run's steps after warm-up, or over the time budget when max_minutes is set).
         lr_decay_start: 'step'/'exponential' decay only after this many steps (char-rnn's
         learning_rate_decay_after; Zaremba et al. halve the rate only after epoch 4).
         warmup_steps: linear ramp from lr/warmup_steps to lr over the first steps.

@@ -43,12 +43,19 @@ class LRSchedule:
     none        decay = 1
     step        decay = lr_decay ** floor(s / lr_decay_every), s = max(0, step - lr_decay_start)
     exponential decay = lr_decay ** (s / lr_decay_every)
-    cosine      decay from 1 to min_lr/lr along half a cosine over [warmup, total_steps - 1]
+    cosine      decay from 1 to min_lr/lr along half a cosine over [warmup, total_steps - 1],
+                or over the time budget (elapsed seconds / 60·max_minutes) when there is one
+    linear      the same horizon, decaying along a straight line
     plateau     decay = 1; plateau_scale × lr_decay after plateau_patience validations
                 without improvement (see :meth:`on_eval`)
     ========== =====================================================================
 
     warmup(step) = min(1, (step + 1) / warmup_steps) when warmup_steps > 0.
+
+    With ``max_minutes`` the horizon of 'cosine' and 'linear' is the time budget, so that a run
+    of M minutes ends at min_lr whatever its speed: what gives the best model a fixed budget can
+    give. The elapsed time is part of a checkpoint, so a resumed run continues the schedule
+    where it stopped (its rate then follows that run's clock, not the first one's).
     """
 
     def __init__(self, config: TrainConfig, total_steps: int) -> None:
@@ -58,18 +65,29 @@ class LRSchedule:
         self.plateau_best: float | None = None
         self.plateau_bad = 0
 
-    def lr(self, step: int) -> float:
+    def progress(self, step: int, elapsed: float = 0.0) -> float:
+        """How far along its horizon a cosine/linear schedule is, in [0, 1]."""
+        c = self.config
+        span = max(self.total_steps - 1 - c.warmup_steps, 1)  # the last step gets min_lr
+        by_steps = min(max(step - c.warmup_steps, 0) / span, 1.0)
+        if c.max_minutes > 0:  # whichever limit ends the run first is the horizon
+            return max(min(max(elapsed / (60 * c.max_minutes), 0.0), 1.0), by_steps)
+        return by_steps
+
+    def lr(self, step: int, elapsed: float = 0.0) -> float:
         c = self.config
         decaying = max(step - c.lr_decay_start, 0)
         if c.lr_schedule == "step":
             decay = c.lr_decay ** (decaying // c.lr_decay_every)
         elif c.lr_schedule == "exponential":
             decay = c.lr_decay ** (decaying / c.lr_decay_every)
-        elif c.lr_schedule == "cosine":
-            span = max(self.total_steps - 1 - c.warmup_steps, 1)  # the last step gets min_lr
-            progress = min(max(step - c.warmup_steps, 0) / span, 1.0)
+        elif c.lr_schedule in ("cosine", "linear"):
+            progress = self.progress(step, elapsed)
             floor = c.min_lr / c.lr
-            decay = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+            if c.lr_schedule == "cosine":
+                decay = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+            else:
+                decay = floor + (1 - floor) * (1 - progress)
         else:
             decay = 1.0
         lr = max(c.min_lr, c.lr * decay * self.plateau_scale)

@@ -406,7 +406,7 @@ class Trainer(CheckpointedRun):
                         return self._nonfinite("gradient norm", float(norm))
                 else:
                     nn.utils.clip_grad_value_(self._params, cfg.grad_clip)
-            lr = self.schedule.lr(self.step)
+            lr = self.schedule.lr(self.step, self.elapsed)
             set_lr(optimizer, lr)
             self._phase = "update"
             optimizer.step()
@@ -544,7 +544,7 @@ class Trainer(CheckpointedRun):
         leaves the early-stopping count and the schedule alone, so resume stays exact."""
         with preserve_rng():
             metrics, cost = self._measure()
-        row = {**self._row(self.schedule.lr(self.step)), **metrics}
+        row = {**self._row(self.schedule.lr(self.step, self.elapsed)), **metrics}
         self._log.write(row)
         self._callback("on_log", row)
         if self._beats_best_checkpoint(cost):
