@@ -103,7 +103,7 @@ def shakespeare(args: argparse.Namespace) -> None:
     mixed = uses_bf16(train.precision, resolve_device(train.device))
     print(f"training in {'bfloat16 mixed precision' if mixed else 'float32'}")
     t0 = time.perf_counter()
-    first = train_language_model(text, out, model, data, train)
+    first = train_language_model(text, out, model, data, train, overwrite=True)
     print(
         f"after {first.elapsed / 60:.1f} min ({first.steps} steps, {first.epochs:.2f} epochs): "
         f"validation loss {first.last_val_loss:.4f} nats/char"

@@ -27,6 +27,7 @@ result = train_language_model(
     LMConfig(cell="lstm", hidden_size=512, num_layers=2, embedding_size=64, dropout=0.25),
     LMDataConfig(level="char", seq_length=128, batch_size=64),
     TrainConfig(lr=2e-3, max_minutes=args.minutes, eval_every=250, epochs=1000),
+    overwrite=True,  # the example's run directory: each run starts it afresh
 )
 print(f"validation loss {result.last_val_loss:.3f} nats/char after {result.steps} steps")
 

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         eval_batches=20, progress=True, precision="auto",
     )  # fmt: skip
     start = time.perf_counter()
-    result = train_language_model(corpus, out / "run", model, data, train)
+    # The demo owns its run directory: each `make demo` starts it afresh.
+    result = train_language_model(corpus, out / "run", model, data, train, overwrite=True)
     print(
         f"\ntrained {result.steps} steps in {time.perf_counter() - start:.0f} s; "
         f"validation loss {result.last_val_loss:.3f} nats/char"
