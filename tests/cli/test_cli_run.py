@@ -3,6 +3,7 @@ wiped by accident, SIGTERM saves like Ctrl-C, a NaN never reaches a checkpoint, 
 one line, and a bad monitor names the figures there are."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,3 +118,16 @@ def test_a_monitor_the_model_does_not_report_fails_before_training(capsys, tmp_p
     assert "val_loss" in err and not (tmp_path / "r").exists()
     rc, _, err = rnnkit(capsys, "lm train", corpus, "--out", tmp_path / "r2", "--monitor loss")
     assert_one_line_error(rc, err, "monitor must name a validation figure")
+
+
+def test_a_config_with_a_wrong_type_names_the_field(capsys, tmp_path):
+    corpus = write_corpus(tmp_path / "c.txt", lines=40)
+    out = tmp_path / "run"
+    assert rnnkit(capsys, "lm train", corpus, "--out", out, SMALL, "--max-steps 2")[0] == 0
+    config_file = out / "last" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["model_config"]["hidden_size"] = "big"
+    config_file.write_text(json.dumps(config))
+    shutil.rmtree(out / "best", ignore_errors=True)
+    rc, _, err = rnnkit(capsys, "lm sample", out, "--length 5")
+    assert_one_line_error(rc, err, "hidden_size must be int, got 'big'")

@@ -45,6 +45,7 @@ from rnnkit.data.vocab import PAD, UNK, LabelVocab, Vocab
 from rnnkit.errors import RnnkitError
 from rnnkit.jsonfile import write_json_atomic
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier, confusion_scores
+from rnnkit.models.recurrent import check_field_types
 from rnnkit.tasks import run
 from rnnkit.training import TrainConfig, TrainResult
 
@@ -95,6 +96,7 @@ class ClassifyDataConfig:
     batch_size: int = field(default=32, metadata={"help": "examples per batch"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not 0.0 <= self.val_fraction < 1.0:
             raise RnnkitError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         for name in ("batch_size", "min_freq"):

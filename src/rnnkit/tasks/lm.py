@@ -47,6 +47,7 @@ from rnnkit.data import (
 )
 from rnnkit.errors import RnnkitError
 from rnnkit.models.language_model import LanguageModel, LMConfig
+from rnnkit.models.recurrent import check_field_types
 from rnnkit.tasks import run
 from rnnkit.training import TrainConfig, TrainResult
 
@@ -90,6 +91,7 @@ class LMDataConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.level not in ("char", "word", "whitespace"):
             raise RnnkitError(f"level must be char, word or whitespace, got {self.level!r}")
         for name in ("seq_length", "batch_size", "min_freq"):
