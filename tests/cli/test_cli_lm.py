@@ -191,9 +191,9 @@ def test_resume_refuses_to_change_the_model(capsys, runs):
     assert same_weights(before, weights(runs["char"]))
 
 
-def test_ctrl_c_saves_the_run_and_resume_continues_it(capsys, tmp_path):
-    corpus = write_corpus(tmp_path / "c.txt", lines=60)
-    out = tmp_path / "run"
+def signal_training(corpus, out, signum) -> tuple[int, str, str]:
+    """Start ``rnnkit lm train`` in a subprocess, send ``signum`` once it logs a step:
+    (exit status, stdout, stderr)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "rnnkit.cli.main"]
         + argv_of("lm train", corpus, "--out", out, SMALL, "--epochs 10000 --log-every 1"),
@@ -210,11 +210,18 @@ def test_ctrl_c_saves_the_run_and_resume_continues_it(capsys, tmp_path):
                 break
         else:
             pytest.fail(f"no log line before exit {proc.wait()}")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate()
     finally:
         killer.cancel()
-    assert proc.returncode == 130, stderr
+    return proc.returncode, stdout, stderr
+
+
+def test_ctrl_c_saves_the_run_and_resume_continues_it(capsys, tmp_path):
+    corpus = write_corpus(tmp_path / "c.txt", lines=60)
+    out = tmp_path / "run"
+    returncode, stdout, stderr = signal_training(corpus, out, signal.SIGINT)
+    assert returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "stopped (interrupted)" in stdout
     steps = json.loads((out / "last" / "trainer_state.json").read_text())["step"]

@@ -5,13 +5,10 @@ one line, and a bad monitor names the figures there are."""
 import json
 import shutil
 import signal
-import subprocess
-import sys
-import threading
 
 import pytest
 import torch
-from test_cli_lm import ENV, SMALL, argv_of, assert_one_line_error, rnnkit, write_corpus
+from test_cli_lm import SMALL, assert_one_line_error, rnnkit, signal_training, write_corpus
 
 import rnnkit.checkpoint as ckpt
 
@@ -34,25 +31,8 @@ def test_an_existing_run_is_refused_unless_resume_or_overwrite(capsys, tmp_path)
 def test_sigterm_saves_and_exits_143(capsys, tmp_path):
     corpus = write_corpus(tmp_path / "c.txt", lines=60)
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnkit.cli.main"]
-        + argv_of("lm train", corpus, "--out", out, SMALL, "--epochs 10000 --log-every 1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    killer = threading.Timer(120, proc.kill)
-    killer.start()
-    try:
-        for line in proc.stderr:
-            if line.startswith("step="):
-                break
-        proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate()
-    finally:
-        killer.cancel()
-    assert proc.returncode == 143, stderr
+    returncode, stdout, stderr = signal_training(corpus, out, signal.SIGTERM)
+    assert returncode == 143, stderr
     assert "stopped (interrupted)" in stdout and "interrupted (SIGTERM)" in stderr
     step = json.loads((out / "last" / "trainer_state.json").read_text())["step"]
     assert step >= 1
