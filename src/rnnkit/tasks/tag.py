@@ -110,7 +110,7 @@ class TagDataConfig:
             "dimension must be --embedding-size"
         },
     )
-    batch_size: int = field(default=16, metadata={"help": "sentences per batch"})
+    batch_size: int = field(default=32, metadata={"help": "sentences per batch"})
 
     def __post_init__(self) -> None:
         if self.scheme:
@@ -179,7 +179,7 @@ class TagTask:
     what = "a sequence tagger"
     model_class = Tagger
     data_config_class = TagDataConfig
-    default_train = TrainConfig(epochs=30, lr=2e-3, monitor="val_f1", log_every=50)
+    default_train = TrainConfig(epochs=50, lr=2e-3, monitor="val_f1", log_every=100)
 
     def prepare(self, data, out, model: TaggerConfig, dc: TagDataConfig, train, saved):
         corpus = dc.read(data)
