@@ -43,7 +43,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -122,11 +121,6 @@ class TaggerConfig(RecurrentConfig):
     tag_scheme: str = field(default="", metadata={"cli": False, "derived": True})
     rare_from: int = field(default=0, metadata={"cli": False, "derived": True})
 
-    # Not a field (never saved, dropped by dataclasses.replace): pretrained word vectors for a
-    # fresh model, (vocab_size, E) float32 with NaN rows for words that have none. The run
-    # lifecycle builds the model from the config alone; this is how the vectors reach it.
-    initial_embeddings: ClassVar[np.ndarray | None] = None
-
     def __post_init__(self) -> None:
         super().__post_init__()
         for name, choices in (("char_encoder", CHAR_ENCODERS), ("output", OUTPUTS)):
@@ -193,19 +187,20 @@ class Tagger(nn.Module):
             if c.constraints and c.tag_scheme and all(t == "O" or "-" in t for t in c.tags):
                 allowed = bio_constraints(list(c.tags), c.tag_scheme)
             self.crf = CRF(len(c.tags), constraints=allowed)
-        self._init_embeddings(c.initial_embeddings)
+        self._init_embeddings()
 
-    def _init_embeddings(self, pretrained: np.ndarray | None) -> None:
-        # Uniform with variance 1/E (N(0, 1) rows would dwarf the char features); pretrained
-        # rows replace theirs.
+    def _init_embeddings(self) -> None:
+        # Uniform with variance 1/E (N(0, 1) rows would dwarf the char features).
         for emb in (self.embed, getattr(self, "char_embed", None)):
             if emb is not None:
                 bound = math.sqrt(3.0 / emb.embedding_dim)
                 with torch.no_grad():
                     nn.init.uniform_(emb.weight, -bound, bound)
                     emb.weight[PAD_ID].zero_()
-        if pretrained is None:
-            return
+
+    def load_embeddings(self, pretrained: np.ndarray) -> None:
+        """Pretrained word vectors, (vocab_size, E) float32 with NaN rows for the words that
+        have none (those keep their random start)."""
         shape = (self.config.vocab_size, self.config.embedding_size)
         if pretrained.shape != shape:
             raise RnnkitError(f"initial embeddings must have shape {shape}, got {pretrained.shape}")

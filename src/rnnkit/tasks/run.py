@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,12 +59,14 @@ class Saved:
 @dataclass
 class Prepared:
     """What a task's ``prepare`` returns: the model config completed from the data (vocabulary
-    size, number of classes), the batch sources, and the JSON files every checkpoint keeps."""
+    size, number of classes), the batch sources, the JSON files every checkpoint keeps, and
+    optionally what to do to a fresh model once it is built (e.g. copy pretrained vectors in)."""
 
     model: Any
     train: BatchSource
     val: BatchSource | None
     extra_files: dict[str, Any] = field(default_factory=dict)
+    initialize: Callable[[nn.Module], None] | None = None
 
 
 class Task(Protocol):
@@ -192,8 +195,11 @@ def train(
     try:  # a run that cannot start leaves no directory behind
         prepared = task.prepare(data, out, model, data_config, train, saved)
         seed_everything(train.seed)  # the initial weights depend on the seed too
+        model_object = task.model_class(prepared.model)
+        if prepared.initialize is not None:
+            prepared.initialize(model_object)
         trainer = Trainer(
-            task.model_class(prepared.model),
+            model_object,
             prepared.train,
             prepared.val,
             train,

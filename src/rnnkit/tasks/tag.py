@@ -185,7 +185,7 @@ class TagTask:
         corpus = dc.read(data)
         scheme = saved.model.tag_scheme if saved else (dc.scheme or corpus.scheme or "")
         (train_part, train_tags), val = _split(corpus, scheme, dc, train.seed)
-        vectors_found = 0
+        vectors_found, vectors = 0, None
         if saved is not None:
             if saved.resume and saved.extras["dataset.json"]["digest"] != _digest(corpus, scheme):
                 raise RnnkitError(
@@ -220,9 +220,7 @@ class TagTask:
                 ),
             )
             if dc.word_vectors:
-                model.initial_embeddings, vectors_found = _vectors(
-                    dc.word_vectors, words, model.embedding_size
-                )
+                vectors, vectors_found = _vectors(dc.word_vectors, words, model.embedding_size)
             whose = "the training data"
         # Words are looked up the way the vocabulary was built.
         encoder = (saved.data if saved else dc).encoder(words, chars)
@@ -254,7 +252,10 @@ class TagTask:
                 "vectors_found": vectors_found,
             },
         }
-        return run.Prepared(model, sources[0], sources[1], extras)
+        initialize = None
+        if vectors is not None:
+            initialize = lambda m: m.load_embeddings(vectors)  # noqa: E731
+        return run.Prepared(model, sources[0], sources[1], extras, initialize)
 
 
 def _split(corpus: TaggedCorpus, scheme: str, dc: TagDataConfig, seed: int) -> tuple:
