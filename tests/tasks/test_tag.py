@@ -175,6 +175,7 @@ def test_word_vectors_start_the_embedding(tmp_path):
     )
     assert prepared.extra_files["dataset.json"]["vectors_found"] == 2
     model = Tagger(prepared.model)
+    prepared.initialize(model)  # what the run lifecycle does to a fresh model
     words = prepared.extra_files["vocab.json"]["itos"]
     assert model.embed.weight[words.index("rome")].tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
     assert model.embed.weight[words.index("bob")].abs().max() < 1  # random: U(±sqrt(3/E))
