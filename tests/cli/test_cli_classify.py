@@ -148,3 +148,11 @@ def test_bad_eval_and_predict_inputs(capsys, run, tmp_path):
     assert_one_line_error(rc, err, "holds series, but this classifier reads text")
     rc, _, err = rnnkit(capsys, "lm sample", run["run"])
     assert_one_line_error(rc, err, "holds a 'sequence_classifier' model, not a language model")
+
+
+def test_texts_may_follow_the_options(capsys, run):
+    rc, out, err = rnnkit(capsys, "classify predict", run["run"], "--json 'a superb film'")
+    assert rc == 0, err
+    assert json.loads(out)["label"] == "pos"
+    rc, _, err = rnnkit(capsys, "classify predict", run["run"], "--bogus 'a superb film'")
+    assert rc == 2 and "unrecognized arguments: --bogus" in err

@@ -31,7 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # argparse itself exits 2 on unknown flags / bad values
+    # argparse gives a nargs="*" positional only the words before the first option, so
+    # `predict RUN --json "some text"` would leave "some text" over: those words are texts.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if isinstance(getattr(args, "texts", None), list) and not any(
+            w.startswith("-") for w in extra
+        ):
+            args.texts += extra
+        else:
+            parser.parse_args(argv)  # argparse reports the unknown flag and exits 2
     try:
         return int(args.run(args) or 0)
     except RnnkitError as err:
