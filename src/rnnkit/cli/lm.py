@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 
 from rnnkit.cli.args import add_dataclass_args, dataclass_from_args, given_fields
+from rnnkit.cli.serve import register_serve
 from rnnkit.errors import RnnkitError
 from rnnkit.low_precision import ENGINES
 
@@ -74,6 +75,7 @@ def register(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--seq-length", type=int, default=0, help="default: the training length")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_eval)
+    register_serve(verbs)
 
 
 # ---- train ------------------------------------------------------------------------------------
