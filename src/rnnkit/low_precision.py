@@ -212,8 +212,8 @@ class LowPrecisionEngine(StepEngine):
             if k == 0 and L.table is None:
                 xh[:, : L.d] = self.embedding[tokens]
             g = L.fused(buf.xh_t[k]).numpy()  # (B, 4N) pre-activations, i f o halved
-            if L.table is not None:
-                g += L.table[tokens]
+            if L.table is not None:  # (one row: a view, no copy)
+                g += L.table[tokens[0]] if len(tokens) == 1 else L.table[tokens]
             np.tanh(g, out=g)
             s = g[:, : 3 * N]
             s *= 0.5
