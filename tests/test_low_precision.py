@@ -191,3 +191,23 @@ def test_engine_flag_of_sample_and_predict(run, capsys):
         main(["lm", "predict", str(run), "--prefix", "a", "--engine", "int4"])
     assert exit_.value.code == 2
     assert "invalid choice: 'int4'" in capsys.readouterr().err
+
+
+def test_bf16_without_onednn_falls_back_to_plain_linear(monkeypatch):
+    model = random_model("lstm")
+    fast = LowPrecisionEngine(*model, precision="bf16")
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    plain = LowPrecisionEngine(*model, precision="bf16")
+    assert plain.layers[0].fused._op is None and fast.layers[0].fused._op is not None
+    lp_fast, _ = fast.prime(TOKENS)
+    lp_plain, _ = plain.prime(TOKENS)
+    assert np.abs(lp_fast - lp_plain).max() < 1e-2  # both bf16 products, rounded alike or close
+
+
+def test_a_torch_without_quantized_kernels_is_a_clear_error(monkeypatch):
+    def no_engine(*args):
+        raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine")
+
+    monkeypatch.setattr(torch.ops.quantized, "linear_prepack", no_engine)
+    with pytest.raises(RnnkitError, match="int8 engine needs torch's quantized kernels"):
+        LowPrecisionEngine(*random_model("lstm"), precision="int8")

@@ -74,7 +74,14 @@ class LowPrecisionMatrix:
                 q = torch.quantize_per_channel(
                     w_t, scale, torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8
                 )
-                self._packed = torch.ops.quantized.linear_prepack(q, b)
+                try:
+                    self._packed = torch.ops.quantized.linear_prepack(q, b)
+                except RuntimeError as err:  # a torch built without FBGEMM / oneDNN / QNNPACK
+                    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+                    raise RnnkitError(
+                        f"the int8 engine needs torch's quantized kernels, which this torch "
+                        f"lacks ({first}): use engine 'fp32' or 'bf16'"
+                    ) from None
             self._op = torch.ops.quantized.linear_dynamic.default
             self.nbytes = w_t.numel() + 4 * len(scale)
         else:
