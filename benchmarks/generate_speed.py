@@ -1,17 +1,28 @@
-"""Generation speed: rnnkit's NumPy step engine against torch's nn.LSTM called one step at a time.
+"""Generation speed: rnnkit's step engines against torch's nn.LSTM called one step at a time.
 
-Both run the same weights in the same process, through the same decoding code
-(rnnkit.decoding), so the ratio is what the engine buys. A "step" is one call of the model: one
-token for each of B rows (beam search: B = beam width).
+All run the same weights in the same process, through the same decoding code (rnnkit.decoding),
+so the ratios are what the engines buy. A "step" is one call of the model: one token for each
+of B rows (beam search: B = beam width). Engines: fp32 (StepEngine, exact: its greedy chain
+must equal nn.LSTM's), int8 and bf16 (LowPrecisionEngine: weights in fewer bytes, not exact).
 
-    python benchmarks/generate_speed.py                     # 2×512 LSTM, vocab 65, embedding 64
-    python benchmarks/generate_speed.py --hidden 1024 --layers 1 --steps 500
-    python benchmarks/generate_speed.py --blas-threads 1    # OpenBLAS threads (default: all)
+With --train-seconds the model is a real one: a char LSTM trained that long on Tiny Shakespeare
+(../shared/data, kept in --run and reused), and each low-precision engine is measured against
+fp32 on it: validation perplexity (the last 10% of the text, read in --ppl-streams streams) and
+greedy agreement over --agree-steps steps: the share of steps whose most likely token is the
+same when both read fp32's greedy text, and the length of the identical start of the chains
+each engine writes by itself. Without it the weights are random (speed only).
+
+    python benchmarks/generate_speed.py --train-seconds 90   # 2×512 LSTM, vocab 65, E 64
+    python benchmarks/generate_speed.py --engines fp32,int8 --hidden 1024 --layers 1
+    python benchmarks/generate_speed.py --blas-threads 1 --torch-threads 1
 """
 
 import argparse
 import os
 import sys
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,6 +46,13 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--blas-threads", type=int, default=0, help="OpenBLAS threads; 0 = default")
     p.add_argument("--torch-threads", type=int, default=0, help="torch threads; 0 = default")
+    p.add_argument("--engines", default="fp32,int8,bf16", help="comma-separated engines")
+    p.add_argument("--train-seconds", type=float, default=0, help="0 = random weights")
+    p.add_argument("--data", default=str(DATA / "tinyshakespeare" / "input.txt"))
+    p.add_argument("--run", default="runs/generate_speed", help="where the trained model lives")
+    p.add_argument("--retrain", action="store_true", help="train anew even if --run holds one")
+    p.add_argument("--agree-steps", type=int, default=10_000, help="greedy steps compared")
+    p.add_argument("--ppl-streams", type=int, default=16, help="batch rows reading validation")
     return p.parse_args()
 
 
@@ -52,6 +70,7 @@ from torch import nn  # noqa: E402
 
 from rnnkit import decoding  # noqa: E402
 from rnnkit.inference import StepEngine  # noqa: E402
+from rnnkit.low_precision import ENGINES, LowPrecisionEngine  # noqa: E402
 
 
 class TorchStepper:
@@ -114,39 +133,134 @@ def best_rates(runs: list, steps: list[int], repeats: int) -> list[float]:
     return [n / b for n, b in zip(steps, best, strict=True)]
 
 
+def trained_model():
+    """(embedding, nn.LSTM, head, vocab, validation ids, run) of a char LSTM trained for
+    --train-seconds on --data, or the one already in --run."""
+    from rnnkit.models.language_model import LMConfig
+    from rnnkit.tasks.lm import LMDataConfig, train_language_model
+    from rnnkit.tasks.text_generator import TextGenerator
+    from rnnkit.training import TrainConfig
+
+    run, text = Path(args.run), Path(args.data).read_text(encoding="utf-8")
+    if args.retrain or not (run / "last").is_dir():
+        result = train_language_model(
+            args.data,
+            run,
+            LMConfig(
+                cell=args.cell,
+                hidden_size=args.hidden,
+                num_layers=args.layers,
+                embedding_size=args.embedding,
+            ),
+            LMDataConfig(level="char", seq_length=64, batch_size=32, val_fraction=0.1),
+            TrainConfig(
+                lr=3e-3,
+                epochs=1000,
+                max_minutes=args.train_seconds / 60,
+                progress=False,
+                device="cpu",
+                threads=args.torch_threads,
+            ),
+        )
+        print(
+            f"trained {result.steps} steps of 32×64 characters in {result.elapsed:.0f} s: "
+            f"validation loss {result.last_val_loss:.3f} nats/char"
+        )
+    gen = TextGenerator.load(run)
+    lm = gen.model.eval()
+    val = gen.vocab.encode_array(text[int(len(text) * 0.9) :], where=args.data)
+    return lm.embedding, lm.rnn.to_torch(), lm.head, gen.vocab, val, run
+
+
+def read_text(engine, ids: np.ndarray, streams: int) -> tuple[float, np.ndarray]:
+    """Perplexity exp(mean -log p) of every next token of ``ids`` and the most likely token at
+    each position; ``ids`` is read as ``streams`` equal parts in one batch, each from a zero
+    state (the same handicap for every engine)."""
+    T = len(ids) // streams
+    rows = ids[: T * streams].reshape(streams, T)
+    lp, state = engine.prime(rows[:, :1])
+    total, best = 0.0, np.empty((streams, T - 1), np.int64)
+    for t in range(1, T):
+        total -= lp[np.arange(streams), rows[:, t]].astype(np.float64).sum()
+        best[:, t - 1] = lp.argmax(axis=1)
+        if t < T - 1:
+            lp, state = engine.step(rows[:, t], state)
+    return float(np.exp(total / (streams * (T - 1)))), best
+
+
+def agreement(exact, low, start: np.ndarray, n: int) -> tuple[float, int, float]:
+    """(share of steps whose argmax is the same when both read exact's greedy text, length of
+    the identical start of the chains each writes, share of equal tokens in those chains)."""
+    lp_e, st_e = exact.prime(start)
+    chain = decoding.collect(decoding.greedy(exact, st_e, lp_e, n))[0]
+    lp_l, st_l = low.prime(start)
+    own = decoding.collect(decoding.greedy(low, st_l, lp_l, n))[0]
+    same = int(lp_l.argmax() == chain[0])
+    for t in range(1, n):  # low reads exact's text: does it pick the same next token?
+        lp_l, st_l = low.step(np.array([chain[t - 1]]), st_l)
+        same += int(lp_l.argmax() == chain[t])
+    a, b = np.array(chain), np.array(own)
+    prefix = int(np.argmin(a == b)) if (a != b).any() else n
+    return same / n, prefix, float((a == b).mean())
+
+
+def weight_mb(engine) -> float:
+    if isinstance(engine, LowPrecisionEngine):
+        return engine.weight_bytes / 1e6
+    arrays = [engine.head_weight] + [
+        getattr(L, n, None) for L in engine.layers for n in ("w_ih", "w_hh", "w_hh_rz", "w_hh_n")
+    ]
+    return sum(a.nbytes for a in arrays if a is not None) / 1e6
+
+
 def main() -> int:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+    names = args.engines.split(",")
+    if not names or any(n not in ENGINES for n in names):
+        raise SystemExit(f"--engines: a comma-separated subset of {ENGINES}, got {args.engines}")
     torch.manual_seed(0)
-    V, E, N, L = args.vocab, args.embedding, args.hidden, args.layers
     layer_class = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[args.cell]
-    rnn = layer_class(E or V, N, L, batch_first=True).eval()
-    if args.cell == "gru":
-        with torch.no_grad():  # rnnkit's GRU has one bias per gate: b_hn = 0
-            for k in range(L):
-                getattr(rnn, f"bias_hh_l{k}")[2 * N :] = 0
-    embedding = nn.Embedding(V, E).eval() if E else None
-    head = nn.Linear(N, V).eval()
+    if args.train_seconds:
+        if args.cell == "gru":
+            raise SystemExit("--train-seconds: lstm or rnn (rnnkit's GRU is not nn.GRU's)")
+        embedding, rnn, head, vocab, val, run = trained_model()
+        V, E, N, L = len(vocab), args.embedding, args.hidden, args.layers
+        weights = f"trained in {run}, {len(val):,} validation characters"
+    else:
+        V, E, N, L = args.vocab, args.embedding, args.hidden, args.layers
+        rnn = layer_class(E or V, N, L, batch_first=True).eval()
+        if args.cell == "gru":
+            with torch.no_grad():  # rnnkit's GRU has one bias per gate: b_hn = 0
+                for k in range(L):
+                    getattr(rnn, f"bias_hh_l{k}")[2 * N :] = 0
+        embedding = nn.Embedding(V, E).eval() if E else None
+        head = nn.Linear(N, V).eval()
+        weights = "random weights"
     naive = TorchStepper(embedding, rnn, head, V)
-    engine = StepEngine(
-        None if embedding is None else embedding.weight,
-        cells_of(rnn, args.cell),
-        head.weight,
-        head.bias,
-        dtype=np.dtype(args.dtype),
-    )
+    emb_w, cells = None if embedding is None else embedding.weight, cells_of(rnn, args.cell)
+    engines = {}
+    for name in names:
+        if name == "fp32":
+            engines[name] = StepEngine(
+                emb_w, cells, head.weight, head.bias, dtype=np.dtype(args.dtype)
+            )
+        else:
+            engines[name] = LowPrecisionEngine(emb_w, cells, head.weight, head.bias, name)
 
     prompt = np.arange(16) % V
-    lp_e, st_e = engine.prime(prompt)
+    primed = {name: e.prime(prompt) for name, e in engines.items()}
     lp_t, st_t = naive.step(prompt[:1], None)
     for tok in prompt[1:]:
         lp_t, st_t = naive.step(np.array([tok]), st_t)
 
     # Same model: the log-probs after the prompt agree, and so do the greedy chains from there.
     n_check = 100
-    chain_e = decoding.collect(decoding.greedy(engine, st_e, lp_e, n_check))[0]
     chain_t = decoding.collect(decoding.greedy(naive, st_t, lp_t, n_check))[0]
-    diff = float(np.abs(lp_e - lp_t).max())
+    checks = {}
+    for name, (lp_e, st_e) in primed.items():
+        chain_e = decoding.collect(decoding.greedy(engines[name], st_e, lp_e, n_check))[0]
+        checks[name] = (chain_e == chain_t, float(np.abs(lp_e - lp_t).max()))
 
     def greedy_run(stepper, state, lp):
         return lambda n: decoding.collect(decoding.greedy(stepper, state, lp, n))
@@ -180,27 +294,59 @@ def main() -> int:
         (f"beam search, width {K}", beam_run, (K,)),
     ]
     print(
-        f"{args.cell.upper()} {L}×{N}, vocab {V}, embedding {E or 'one-hot'}, {args.dtype}; "
+        f"{args.cell.upper()} {L}×{N}, vocab {V}, embedding {E or 'one-hot'}, {weights}; "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), NumPy {np.__version__} "
         f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}); "
         f"{args.clock} clock, best of {args.repeats}"
     )
-    print(
-        f"check: greedy chains of {n_check} tokens {'agree' if chain_e == chain_t else 'DIFFER'}; "
-        f"max |log-prob difference| after the prompt {diff:.1e}"
-    )
-    baseline = f"nn.{layer_class.__name__} loop"
-    print(f"{'':38s}{baseline:>14s}{'StepEngine':>14s}{'ratio':>8s}{'engine µs/step':>16s}")
-    for name, make, extra in rows:
-        base, fast = best_rates(
-            [make(naive, st_t, lp_t, *extra), make(engine, st_e, lp_e, *extra)],
-            [args.baseline_steps, args.steps],
-            args.repeats,
+    for name, (agree, diff) in checks.items():
+        print(
+            f"check {name}: greedy chain of {n_check} tokens "
+            f"{'equals' if agree else 'differs from'} nn.LSTM's; "
+            f"max |log-prob difference| after the prompt {diff:.1e}; "
+            f"weights read per step {weight_mb(engines[name]):.1f} MB"
         )
-        print(f"{name:38s}{base:12.0f}/s{fast:12.0f}/s{fast / base:7.1f}×{1e6 / fast:14.0f}")
+    baseline = f"nn.{layer_class.__name__} loop"
+    print(f"{'steps/s':38s}{baseline:>16s}" + "".join(f"{n:>12s}" for n in names))
+    for title, make, extra in rows:
+        runs = [make(naive, st_t, lp_t, *extra)]
+        runs += [make(engines[n], primed[n][1], primed[n][0], *extra) for n in names]
+        rates = best_rates(runs, [args.baseline_steps] + [args.steps] * len(names), args.repeats)
+        print(f"{title:38s}{rates[0]:16,.0f}" + "".join(f"{r:12,.0f}" for r in rates[1:]))
+
+    if "fp32" in engines and len(engines) > 1:
+        low_names = [n for n in names if n != "fp32"]
+        exact = engines["fp32"]
+        n = args.agree_steps
+        print(f"agreement with fp32 ({weights}), greedy from a line break, {n:,} steps:")
+        start = np.array([vocab.stoi.get("\n", 0)]) if args.train_seconds else prompt[:1]
+        for name in low_names:
+            forced, prefix, own = agreement(exact, engines[name], start, n)
+            print(
+                f"  {name}: same most likely token at {forced:.2%} of the steps reading fp32's "
+                f"text; its own chain equals fp32's for the first {prefix:,} tokens "
+                f"({own:.1%} of positions equal)"
+            )
+        if args.train_seconds:
+            read = {name: read_text(e, val, args.ppl_streams) for name, e in engines.items()}
+            ppl = {name: r[0] for name, r in read.items()}
+            print(
+                "validation perplexity: "
+                + ", ".join(
+                    f"{k} {v:.4f}" + ("" if k == "fp32" else f" ({v / ppl['fp32'] - 1:+.2%})")
+                    for k, v in ppl.items()
+                )
+            )
+            best = read["fp32"][1]
+            print(
+                f"same most likely next character as fp32 at the {best.size:,} validation "
+                "positions: "
+                + ", ".join(f"{n} {(read[n][1] == best).mean():.2%}" for n in low_names)
+            )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {rss:.0f} MiB")
-    return 0 if chain_e == chain_t and diff < 1e-4 else 1
+    ok = all(agree and diff < 1e-4 for agree, diff in [checks.get("fp32", (True, 0.0))])
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ def _matmul(x: np.ndarray, w: np.ndarray, out: np.ndarray) -> np.ndarray:
     these CPUs); several rows go to torch's GEMM (MKL/oneDNN), which at 8 rows is ~1.7× faster
     than OpenBLAS's. Both views share memory with the NumPy arrays: nothing is copied.
     """
+    if not isinstance(w, np.ndarray):  # weights in low precision (rnnkit.low_precision)
+        return w.matmul(x, out)
     if x.shape[0] == 1:
         return np.dot(x, w, out=out)
     torch.mm(torch.from_numpy(x), torch.from_numpy(w), out=torch.from_numpy(out))

@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 
 from rnnkit.cli.args import add_dataclass_args, add_threads_flag, apply_threads, dataclass_from_args
 from rnnkit.cli.run import add_train_command
+from rnnkit.cli.serve import register_serve
 from rnnkit.errors import RnnkitError
+from rnnkit.low_precision import ENGINES
+
+ENGINE_HELP = "fp32 is exact; int8 / bf16 weights are faster, not exact"
 
 
 @dataclass
@@ -34,6 +38,7 @@ class SampleConfig:
     )
     stop: str = field(default="", metadata={"help": "end a sample after this string"})
     seed: int = field(default=0, metadata={"help": "random seed of the sampler"})
+    engine: str = field(default="fp32", metadata={"help": ENGINE_HELP, "choices": list(ENGINES)})
 
 
 def register(tasks: argparse._SubParsersAction) -> None:
@@ -62,6 +67,7 @@ def register(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=5, help="how many candidates (default: 5)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_threads_flag(p)
+    p.add_argument("--engine", default="fp32", choices=ENGINES, help=ENGINE_HELP)
     p.set_defaults(run=_predict)
 
     p = verbs.add_parser("eval", help="loss, bits per character and perplexity on a text")
@@ -72,6 +78,7 @@ def register(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_threads_flag(p)
     p.set_defaults(run=_eval)
+    register_serve(verbs)
 
 
 # ---- sample / predict / eval ------------------------------------------------------------------
@@ -98,7 +105,7 @@ def _sample(args: argparse.Namespace) -> int:
             f"--beam searches for the most likely text; {given} only apply to sampling "
             "(drop --beam to sample)"
         )
-    gen = TextGenerator.load(args.model)
+    gen = TextGenerator.load(args.model, cfg.engine)
     if cfg.beam:
         for text, log_prob in gen.beam(cfg.prime, cfg.length, cfg.beam, n_best=cfg.num_samples):
             print(f"{log_prob:.3f}\t{cfg.prime}{text}")
@@ -139,7 +146,7 @@ def _predict(args: argparse.Namespace) -> int:
     apply_threads(args)
     if args.top < 1:
         raise RnnkitError(f"--top must be >= 1, got {args.top}")
-    gen = TextGenerator.load(args.model)
+    gen = TextGenerator.load(args.model, args.engine)
     if args.prefix is not None:
         _show_predictions(gen.predict(args.prefix, args.top), args.json)
         return 0

@@ -22,7 +22,7 @@ from rnnkit.data import Vocab
 from rnnkit.data.text import space_between
 from rnnkit.decoding import PAD, beam_search, greedy, sample
 from rnnkit.errors import RnnkitError
-from rnnkit.inference import StepEngine
+from rnnkit.low_precision import engine_for
 from rnnkit.models.language_model import LanguageModel
 from rnnkit.tasks.lm import LM_TASK, load_vocab
 from rnnkit.tasks.run import check_task
@@ -35,9 +35,11 @@ class TextGenerator:
         model: a :class:`LanguageModel` (its weights are copied into the engine; the model
             itself is left where it is, on any device).
         vocab: the vocabulary it was trained with.
+        engine: "fp32" (exact, the default), or "int8" / "bf16": weights stored in fewer
+            bytes, faster at batch 1, not exact (see :mod:`rnnkit.low_precision`).
     """
 
-    def __init__(self, model: LanguageModel, vocab: Vocab) -> None:
+    def __init__(self, model: LanguageModel, vocab: Vocab, engine: str = "fp32") -> None:
         if model.config.vocab_size != len(vocab):
             raise RnnkitError(
                 f"the model predicts {model.config.vocab_size} tokens but the vocabulary has "
@@ -45,14 +47,15 @@ class TextGenerator:
             )
         self.model = model
         self.vocab = vocab
-        self.engine = StepEngine.from_language_model(model)
+        self.engine = engine_for(model, engine)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TextGenerator":
-        """From a run directory (uses ``best/``, else ``last/``) or a checkpoint directory."""
+    def load(cls, path: str | Path, engine: str = "fp32") -> "TextGenerator":
+        """From a run directory (uses ``best/``, else ``last/``) or a checkpoint directory;
+        ``engine`` as in the constructor."""
         ckpt = check_task(LM_TASK, path)
         model = load_model(ckpt, map_location="cpu", expected_type=LanguageModel.model_type)
-        return cls(model, load_vocab(ckpt))
+        return cls(model, load_vocab(ckpt), engine)
 
     # ---- the prompt -------------------------------------------------------------------------
 
