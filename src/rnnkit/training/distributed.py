@@ -31,11 +31,15 @@ What a distributed run does:
   the same step; rank 0 saves ``last/`` once. Repeated signals do not stop a rank at once (a
   rank leaving mid-step would leave the others waiting): torchrun kills ranks that have not
   exited 30 s after it passed a signal on.
+
+Every rank runs the same loop, so callbacks run on every rank (``on_save`` on rank 0 only), and
+``Trainer.evaluate`` is a collective: call it on every rank or on none.
 """
 
 from __future__ import annotations
 
 import atexit
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -90,7 +94,13 @@ def setup(device: torch.device) -> Distributed:
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+        options = {}
+        if (
+            device.type == "cuda"
+            and "device_id" in inspect.signature(dist.init_process_group).parameters
+        ):
+            options["device_id"] = device  # binds NCCL to this GPU now (torch >= 2.3)
+        dist.init_process_group(backend, **options)
         atexit.register(_leave)
     elif dist.get_backend() != backend:
         raise RnnkitError(
