@@ -9,7 +9,13 @@ that describes its graph(s) as :class:`OnnxGraph` s: a module whose ``forward`` 
 inputs in order, a way to make sample inputs, and the dynamic axes. The language model exports
 one step with its state in and out, the sequence classifier whole padded batches with their
 lengths. A model with several graphs (an encoder and a decoder step) gives each a ``part``:
-``model.onnx`` then becomes ``model.encoder.onnx`` and ``model.decoder.onnx``.
+``model.onnx`` then becomes ``model.encoder.onnx`` and ``model.decoder.onnx``. A new model type
+plugs in with one function, e.g. a tagger's::
+
+    @register_exporter("tagger")
+    def tagger_graphs(model):          # a module returning (emissions, model.crf.transitions)
+        return [OnnxGraph(Emissions(model), sample, {"inputs": ..., "lengths": ...},
+                          {"emissions": ..., "transitions": ...}, axes)]
 
 **How the recurrent layers get into ONNX.** rnnkit's layers run through torch's fused kernel
 or the scan engine's custom autograd functions, and neither traces into ONNX. Before tracing,
