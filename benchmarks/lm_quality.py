@@ -4,10 +4,10 @@
                split). Validation loss (nats/char) after --checkpoint-minutes and --minutes.
                Anchors: nanoGPT's small CPU transformer 1.88 in ~3 min; char-rnn LSTMs
                ~1.40-1.45; nanoGPT on a GPU 1.47.
-  ptb          Penn Treebank, whitespace word level, Zaremba et al.'s small configuration (2x200 LSTM,
-               batch 20, 35 steps, SGD lr 1 halved each epoch after the 4th, clip 5 (on the loss
-               summed over the 35 steps),
-               13 epochs): test perplexity (they report 114.5).
+  ptb          Penn Treebank, whitespace word level, Zaremba et al.'s small configuration
+               (2x200 LSTM, batch 20, 35 steps, SGD lr 1 halved each epoch after the 4th, clip 5
+               (on the loss summed over the 35 steps), 13 epochs): test perplexity (they report
+               114.5).
 
     python benchmarks/lm_quality.py shakespeare --minutes 30 --checkpoint-minutes 3
     python benchmarks/lm_quality.py ptb --epochs 13

@@ -8,7 +8,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_readme_python_blocks_run():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    runnable = [b for b in blocks if "TextGenerator.load" not in b]
+    # Blocks that load a trained model (a run, an exported file) are tested where one is made.
+    runnable = [b for b in blocks if "TextGenerator.load" not in b and "InferenceSession" not in b]
     assert len(runnable) >= 2
     namespace: dict = {}
     for block in runnable:

@@ -450,7 +450,7 @@ def test_init_from_loads_weights_for_a_fresh_run(tmp_path):
         ("clip_mode", "l1"),
         ("epochs", 0),
         ("max_steps", -1),
-        ("lr_schedule", "linear"),
+        ("lr_schedule", "triangle"),
         ("lr_decay", 1.5),
         ("device", "tpu"),
         ("log_every", 0),

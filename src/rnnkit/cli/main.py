@@ -14,8 +14,10 @@ import sys
 from rnnkit import __version__
 from rnnkit.errors import RnnkitError
 
-# One CLI module per task, each with a register(subparsers) that adds `rnnkit <task> <verb>`.
+# One CLI module per task, each with a register(subparsers) that adds `rnnkit <task> <verb>`;
+# then the commands that work on any task's run (`rnnkit export RUN`).
 TASK_MODULES = ("lm", "classify", "tag")
+COMMAND_MODULES = ("export",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
-    for name in TASK_MODULES:
+    for name in TASK_MODULES + COMMAND_MODULES:
         importlib.import_module(f"rnnkit.cli.{name}").register(tasks)
     return parser
 

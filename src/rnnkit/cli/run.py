@@ -108,6 +108,10 @@ def run_train(task: Any, args: argparse.Namespace, data: Any) -> int:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+    from rnnkit.training.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 speaks for every rank
+        return 1 if result.stopped_reason == "nonfinite_loss" else _signal_exit(result)
     if result.stopped_reason == "nonfinite_loss":
         good = (
             f"last/ (step {result.last_good_step}) in {args.out} is the last good checkpoint"
@@ -121,6 +125,10 @@ def run_train(task: Any, args: argparse.Namespace, data: Any) -> int:
         )
         return 1
     print(summary_line(result, args.out))
+    return _signal_exit(result)
+
+
+def _signal_exit(result: Any) -> int:
     if result.stopped_reason == "interrupted":
         return SIGNAL_EXIT.get(result.signal or "SIGINT", 130)
     return 0

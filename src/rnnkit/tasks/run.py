@@ -34,6 +34,7 @@ from rnnkit.contracts import BatchSource
 from rnnkit.errors import RnnkitError
 from rnnkit.registry import dataclass_from_dict
 from rnnkit.training import TrainConfig, Trainer, TrainResult, resolve_device, seed_everything
+from rnnkit.training.distributed import setup
 
 DATA_FILE = "data.json"
 # What a run directory holds besides the task's own caches; --overwrite removes these.
@@ -175,7 +176,8 @@ def train(
         return _resume(task, data, out, model, data_config, train)
     train = train or getattr(task, "default_train", None) or TrainConfig()
     data_config = data_config or task.data_config_class()
-    resolve_device(train.device)  # a wrong device fails now, not after reading the data
+    # A wrong device fails now, not after reading the data; under torchrun, join the others.
+    dist = setup(resolve_device(train.device))
     if holds_run(out) and not overwrite:
         raise RnnkitError(
             f"{out} already holds a run: --resume (resume=True) continues it, --overwrite "
@@ -193,7 +195,8 @@ def train(
     model = model or task.model_class.config_class()
     created = not out.exists()
     try:  # a run that cannot start leaves no directory behind
-        prepared = task.prepare(data, out, model, data_config, train, saved)
+        # One rank after the other: rank 0 writes the data caches, the others find them.
+        prepared = dist.in_turn(lambda: task.prepare(data, out, model, data_config, train, saved))
         seed_everything(train.seed)  # the initial weights depend on the seed too
         model_object = task.model_class(prepared.model)
         if prepared.initialize is not None:
@@ -208,12 +211,12 @@ def train(
         )
         trainer.check_monitor()
     except BaseException:
-        if created:
+        if created and dist.is_main:
             shutil.rmtree(out, ignore_errors=True)
         raise
     # The earlier run's checkpoints would outlive this run's first ones (best/ is what a
     # loader picks): the new run replaces them.
-    for name in RUN_CONTENTS:
+    for name in RUN_CONTENTS if dist.is_main else ():
         stale = out / name
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
@@ -233,7 +236,8 @@ def _resume(task: Task, data: Any, out: Path, model: Any, data_config: Any, trai
                 "(init_from to keep the weights) to change them"
             )
     train = train or saved.train or TrainConfig()
-    prepared = task.prepare(data, out, saved.model, saved.data, train, saved)
+    dist = setup(resolve_device(train.device))
+    prepared = dist.in_turn(lambda: task.prepare(data, out, saved.model, saved.data, train, saved))
     return Trainer.resume(ckpt, prepared.train, prepared.val, config=train).fit()
 
 

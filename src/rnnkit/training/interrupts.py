@@ -13,14 +13,16 @@ _SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SI
 
 class GracefulInterrupt:
     """While active, the first SIGINT or SIGTERM sets :attr:`requested` (and
-    :attr:`signal_name`); a second raises KeyboardInterrupt.
+    :attr:`signal_name`); a second raises KeyboardInterrupt, unless ``second_stops`` is False
+    (a distributed run: a rank that left mid-step would leave the others waiting).
 
     Installed only in the main thread and only over the default handlers: an application (or
     notebook) that handles a signal itself keeps doing so, and the loop then sees whatever that
     handler does (for Ctrl-C usually a plain ``KeyboardInterrupt``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, second_stops: bool = True) -> None:
+        self.second_stops = second_stops
         self.requested = False
         self.signal_name = "SIGINT"
         self._previous: dict[int, object] = {}
@@ -45,8 +47,14 @@ class GracefulInterrupt:
             signal.signal(signum, previous)  # type: ignore[arg-type]
         self._previous = {}
 
+    def pending(self) -> str | None:
+        """The name of the signal received, or None."""
+        return self.signal_name if self.requested else None
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:  # the second signal: stop now
-            raise KeyboardInterrupt
+            if self.second_stops:
+                raise KeyboardInterrupt
+            return
         self.requested = True
         self.signal_name = signal.Signals(signum).name

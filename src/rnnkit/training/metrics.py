@@ -16,7 +16,6 @@ from rnnkit.training.rng import preserve_rng
 from rnnkit.training.trees import move_to
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     source: BatchSource,
@@ -31,11 +30,24 @@ def evaluate(
     eval mode without gradients, carries the state across batches for stateful sources, and
     leaves the model's mode and every global RNG as they were.
     """
+    if source.num_batches() < 1:
+        raise RnnkitError("the validation source has no batches")
+    return evaluation_figures(model, *evaluation_sums(model, source, max_batches, device=device))
+
+
+@torch.no_grad()
+def evaluation_sums(
+    model: nn.Module,
+    source: BatchSource,
+    max_batches: int | None = None,
+    *,
+    device: torch.device | str | None = None,
+) -> tuple[float, int, dict[str, Any]]:
+    """(summed loss, tokens, summed metrics) of :func:`evaluate`, before they become figures:
+    what the processes of a distributed run add up. A source without batches gives zeros."""
     n = source.num_batches()
     if max_batches:
         n = min(n, max_batches)
-    if n < 1:
-        raise RnnkitError("the validation source has no batches")
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
@@ -58,9 +70,16 @@ def evaluate(
                 add_metrics(totals, out.metrics)
     finally:
         model.train(was_training)
+    return float(total), tokens, totals
+
+
+def evaluation_figures(
+    model: nn.Module, total: float, tokens: int, totals: Mapping[str, Any]
+) -> dict[str, float]:
+    """``{"loss": total / tokens, <metric>: ...}`` from the sums of :func:`evaluation_sums`."""
     if tokens == 0:
         raise RnnkitError("the validation source yielded batches with no tokens")
-    return {"loss": float(total) / tokens, **summarize_metrics(model, totals, tokens)}
+    return {"loss": total / tokens, **summarize_metrics(model, totals, tokens)}
 
 
 class LossMeter:

@@ -21,7 +21,8 @@ class CheckpointedRun:
     """Saving and loading a Trainer's state (a mixin: it uses the Trainer's attributes)."""
 
     def _state(self) -> dict[str, Any]:
-        return {
+        # A distributed run adds every rank's part (a collective: every rank calls this).
+        state = {
             "step": self.step,
             "epoch": self.epoch,
             "index": self.index,
@@ -40,16 +41,22 @@ class CheckpointedRun:
             "carried_state": self.carried,
             "meter": self._meter.state_dict(),
         }
+        return self.dist.gather_state(state, self.train_source)
 
     def _save(self, name: str) -> None:
         if self.out_dir is None:
+            return
+        state = self._state()
+        if not self.dist.is_main:  # rank 0 writes for every rank
+            if name == "last":
+                self._last_saved_step = self.step
             return
         path = save_checkpoint(
             self.out_dir / name,
             self.model,
             train_config=self.config.to_dict(),
             extra_files=self.extra_files,
-            trainer_state=self._state(),
+            trainer_state=state,
             info={
                 "step": self.step,
                 "epoch": self.epoch,
@@ -65,7 +72,8 @@ class CheckpointedRun:
 
     def _load(self, ckpt: Path) -> None:
         """Take over the run saved at ``ckpt`` (its RNG state is restored just before the loop)."""
-        state = load_trainer_state(ckpt)
+        # This rank's view: its RNG and stream rows, the position in this run's batches.
+        state = self.dist.local_state(load_trainer_state(ckpt), self.train_source)
         load_weights(ckpt, self.model)
         if state["optimizer_type"] != self.config.optimizer:
             raise RnnkitError(

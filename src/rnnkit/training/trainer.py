@@ -26,6 +26,10 @@ way: the half-done step is discarded and the RNG rewound to before it.
 A non-finite loss (or gradient norm) is caught at the step it appears, before the optimizer
 touches the weights: the run stops with ``stopped_reason='nonfinite_loss'`` and writes no
 checkpoint, so ``last/`` and ``best/`` on disk are the last good ones.
+
+Started by ``torchrun`` with several processes, the same loop trains data-parallel: each rank
+reads its part of the data, DistributedDataParallel averages the gradients, the ranks agree on
+every decision and rank 0 alone writes (:mod:`rnnkit.training.distributed`).
 """
 
 from __future__ import annotations
@@ -50,9 +54,10 @@ from rnnkit.contracts import BatchSource, summarize_metrics
 from rnnkit.errors import RnnkitError
 from rnnkit.training.callbacks import Callback
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.distributed import setup
 from rnnkit.training.interrupts import GracefulInterrupt
 from rnnkit.training.logs import RunLog
-from rnnkit.training.metrics import LossMeter, evaluate
+from rnnkit.training.metrics import LossMeter
 from rnnkit.training.optim import LRSchedule, build_optimizer, set_lr
 from rnnkit.training.rng import (
     preserve_rng,
@@ -159,16 +164,20 @@ class Trainer(CheckpointedRun):
                 f"{type(model).__name__} has no model_type: it cannot be checkpointed into out_dir"
             )
         self.config = config
-        self.train_source = train_source
+        # Under torchrun: this process's rank, device and part of the data (a stand-in that
+        # changes nothing otherwise); see rnnkit.training.distributed.
+        self.dist = setup(resolve_device(config.device))
+        self.train_source = self.dist.shard_train(train_source)
         self.val_source = val_source
         self.extra_files = dict(extra_files or {})
         self.callbacks = list(callbacks)
-        self.device = resolve_device(config.device)
+        self.device = self.dist.device
         # What 'auto' resolves to here: recorded in every checkpoint and told at the start.
         self.precision = "bf16" if uses_bf16(config.precision, self.device) else "fp32"
         if config.threads:  # process-wide: torch has one intra-op pool
             torch.set_num_threads(config.threads)
         self.model = model.to(self.device)
+        self._compute_loss = self.dist.wrap(self.model)  # DistributedDataParallel under torchrun
         self._params = [p for p in model.parameters() if p.requires_grad]
         if not self._params:
             raise RnnkitError("the model has no trainable parameters")
@@ -196,7 +205,7 @@ class Trainer(CheckpointedRun):
         self._started = False  # a fit() has run or a checkpoint was loaded: no fresh seeding
         self._pending_rng: dict[str, Any] | None = None
         self._stop_request: str | None = None
-        self._sigint = GracefulInterrupt()
+        self._sigint = GracefulInterrupt(second_stops=not self.dist.active)
         self._phase = "idle"  # where a KeyboardInterrupt found the loop
         self._rng_snapshot: tuple[Tensor, Tensor | None] | None = None
         self._last_saved_step: int | None = None
@@ -275,7 +284,7 @@ class Trainer(CheckpointedRun):
         source = source if source is not None else self.val_source
         if source is None:
             raise RnnkitError("no source to evaluate: pass one or give the Trainer a val_source")
-        return evaluate(self.model, source, max_batches, device=self.device)
+        return self.dist.evaluate(self.model, source, max_batches, device=self.device)
 
     def fit(self, resume: bool | str | Path = False) -> TrainResult:
         """Train until a stop condition (see :data:`STOP_REASONS`); return how it went.
@@ -293,18 +302,21 @@ class Trainer(CheckpointedRun):
         if fresh:
             if self.config.init_from:
                 load_weights(self.config.init_from, self.model)
-            seed_everything(self.config.seed)
+            seed_everything(self.dist.rank_seed(self.config.seed))
             self._started = True
 
+        main = self.dist.is_main  # only rank 0 of a distributed run writes and shows a bar
         self._log = RunLog(
-            self.out_dir,
-            progress=self.config.progress,
-            tensorboard=self.config.tensorboard,
+            self.out_dir if main else None,
+            progress=self.config.progress and main,
+            tensorboard=self.config.tensorboard and main,
             total_steps=self.total_steps,
             start_step=self.step,
             time_budget=60 * self.config.max_minutes,
             start_elapsed=self._elapsed_before,
         )
+        if self.dist.active:
+            self._log.message(self.dist.describe(self.train_source))
         if self.config.precision == "auto":
             self._log.message(f"precision auto: training in {self.precision} on {self.device}")
         if fresh and self.out_dir is not None and (self.out_dir / "last").exists():
@@ -326,7 +338,9 @@ class Trainer(CheckpointedRun):
         except KeyboardInterrupt:
             # Saving is safe between steps, or mid forward/backward once rewound; not inside an
             # optimizer update, nor before the loop started (the RNG is not yet the run's).
-            reason, save = "interrupted", self._phase in ("forward", "bookkeeping")
+            # A distributed rank cannot tell where the others are: it saves nothing.
+            reason = "interrupted"
+            save = self._phase in ("forward", "bookkeeping") and not self.dist.active
             if self._phase == "forward":  # the step never happened: rewind its random numbers
                 restore_torch_rng(self._rng_snapshot, self.device)
             elif self._phase == "update":
@@ -346,6 +360,7 @@ class Trainer(CheckpointedRun):
             self._final_validation()
         if save and reason != "nonfinite_loss" and self._last_saved_step != self.step:
             self._save("last")
+        self.dist.barrier()  # no rank leaves (and has torchrun stop the rest) before it is written
         self._elapsed_before, self._t0 = self.elapsed, None
         self._log.close()
         result = TrainResult(
@@ -379,7 +394,12 @@ class Trainer(CheckpointedRun):
         checked = False
         model.train()
         while True:
-            reason = self._stop_reason()
+            # What this step decides on; a distributed run agrees on it (one all-reduce), so
+            # every rank stops at the same step and schedules the same lr.
+            now, signal, self._stop_request = self.dist.agree(
+                self.elapsed, self._sigint.pending(), self._stop_request
+            )
+            reason = self._stop_reason(now, signal)
             if reason is not None:
                 return reason
             # Snapshot so that an interrupt inside the forward pass can rewind its dropout draws.
@@ -389,14 +409,19 @@ class Trainer(CheckpointedRun):
             if not on_cpu:
                 batch = move_to(batch, self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=mixed):
-                out = model.compute_loss(batch, state=self.carried if stateful else None)
-            loss, state, num_tokens = out.loss, out.state, out.num_tokens
+                out = self._compute_loss(batch, state=self.carried if stateful else None)
+            loss, state = out.loss, out.state
             if not checked:
                 _check_loss(loss)
                 checked = True
+            # Distributed: the step's mean over every rank, and this rank's loss weighted by
+            # its share of the tokens; one process: the loss as it is.
+            mean, num_tokens, metrics, loss = self.dist.reduce_step(
+                loss, out.num_tokens, out.metrics
+            )
             # One host sync a step: a NaN must never reach the weights nor a checkpoint.
-            if not torch.isfinite(loss.detach()):
-                return self._nonfinite("training loss", float(loss.detach()))
+            if not torch.isfinite(mean):
+                return self._nonfinite("training loss", float(mean))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -406,7 +431,7 @@ class Trainer(CheckpointedRun):
                         return self._nonfinite("gradient norm", float(norm))
                 else:
                     nn.utils.clip_grad_value_(self._params, cfg.grad_clip)
-            lr = self.schedule.lr(self.step, self.elapsed)
+            lr = self.schedule.lr(self.step, now)
             set_lr(optimizer, lr)
             self._phase = "update"
             optimizer.step()
@@ -420,11 +445,13 @@ class Trainer(CheckpointedRun):
                 self.epoch, self.index, self.carried = self.epoch + 1, 0, None
                 self.num_batches = self._num_batches()
             self._phase = "bookkeeping"
-            self._meter.add(loss.detach(), num_tokens, out.metrics)
+            self._meter.add(mean, num_tokens, metrics)
             self._log.step(self.elapsed)
             self._after_step(epoch_end, lr)
 
-    def _stop_reason(self) -> str | None:
+    def _stop_reason(self, now: float, signal: str | None) -> str | None:
+        """Why the run stops before the next step: ``now`` is the elapsed time and ``signal``
+        the signal received, both as :meth:`Distributed.agree` has them."""
         cfg = self.config
         if self.epoch >= cfg.epochs:
             return "completed"
@@ -432,9 +459,10 @@ class Trainer(CheckpointedRun):
             return "max_steps"
         if cfg.early_stopping_patience and self.bad_evals >= cfg.early_stopping_patience:
             return "early_stopping"
-        if cfg.max_minutes and self.elapsed >= 60 * cfg.max_minutes:
+        if cfg.max_minutes and now >= 60 * cfg.max_minutes:
             return "time_budget"
-        if self._sigint.requested:
+        if signal is not None:
+            self._sigint.signal_name = signal  # another rank's, in a distributed run
             return "interrupted"
         return self._stop_request
 
@@ -489,7 +517,7 @@ class Trainer(CheckpointedRun):
     def _measure(self) -> tuple[dict[str, float], float]:
         """Validate: ({"val_loss": ..., "val_<metric>": ...}, the monitored value as a cost)."""
         max_batches = self.config.eval_batches or None
-        found = evaluate(self.model, self.val_source, max_batches, device=self.device)
+        found = self.dist.evaluate(self.model, self.val_source, max_batches, device=self.device)
         metrics = {f"val_{k}": v for k, v in found.items()}
         monitor = self.config.monitor
         if monitor not in metrics:
@@ -510,7 +538,7 @@ class Trainer(CheckpointedRun):
         if self.val_source is None or monitor == "val_loss" or self._monitor_checked:
             return
         with preserve_rng():
-            found = evaluate(self.model, self.val_source, 1, device=self.device)
+            found = self.dist.evaluate(self.model, self.val_source, 1, device=self.device)
         if monitor.removeprefix("val_") not in found:
             raise RnnkitError(
                 f"monitor={monitor!r} is not among the validation figures of this model: "
