@@ -139,7 +139,10 @@ def read_series(
     rows_ahead = _split_ahead(df, target_names) if ahead else df.iloc[:0]
     df = df.iloc[: len(df) - len(rows_ahead)]
     if len(df) == 0:
-        raise RnnkitError(f"{source} has no row with a target value")
+        raise RnnkitError(
+            f"{source} has no row with a target value: rows ahead (empty targets) must follow "
+            "the series they continue"
+        )
     columns = target_names + past + future
     values = pd.DataFrame({c: _to_numeric(df[c], c, source, where) for c in columns})
     values["__line"] = np.arange(len(df))  # the row each value came from, for messages

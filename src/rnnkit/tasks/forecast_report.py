@@ -53,7 +53,9 @@ def ranking_table(result: dict[str, Any]) -> str:
     rows = _rows(result)
     width = 15 if "summary" in result else 10
     head = "".join(f"{m.upper() if m != 'smape' else 'sMAPE':>{width}}" for m in METRICS)
-    lines = [f"{'rank':<5}{'model':<16}{head}{'coverage':>{width}}"]
+    if "coverage" in rows["model"]:
+        head += f"{'coverage':>{width}}"
+    lines = [f"{'rank':<5}{'model':<16}{head}"]
     for rank, name in enumerate(result["ranking"], 1):
         r = rows[name]
         cells = "".join(_cell(r.get(m), width) for m in METRICS)
