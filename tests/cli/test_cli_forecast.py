@@ -132,6 +132,7 @@ def test_nan_without_fill_names_the_line(capsys, tmp_path):
         capsys, "forecast train", data, "--out", tmp_path / "run", SMALL, "--fill interpolate"
     )
     assert rc == 0, err
+    assert "rnnkit: note: " in err and "1 missing values filled (interpolate)" in err
 
 
 @pytest.mark.parametrize(

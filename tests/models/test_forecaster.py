@@ -56,7 +56,7 @@ def test_recursive_forecast_feeds_each_step_back():
     net = model.members[0]
     hidden, _ = net.rnn(rows[:, :-1])
     teacher = net.head(hidden)[:, L - 1 :]  # each step's output from the rows before it
-    torch.testing.assert_close(teacher, path, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(teacher, path, atol=1e-5)
 
 
 def test_direct_and_seq2seq_read_the_future_covariates():
@@ -73,7 +73,7 @@ def test_level_last_makes_forecasts_shift_with_the_series():
     history = torch.randn(2, L, 1)
     a = model.forecast(history).point
     b = model.forecast(history + 5.0).point
-    torch.testing.assert_close(b, a + 5.0)
+    assert torch.allclose(b, a + 5.0, atol=1e-5)
 
 
 def test_pinball_loss_is_its_definition_and_finds_the_quantile():
@@ -81,21 +81,17 @@ def test_pinball_loss_is_its_definition_and_finds_the_quantile():
     pred = torch.tensor([[2.0, 2.0], [2.0, 2.0], [2.0, 2.0]])
     # q=0.1: residuals -1, 0, 1 → 0.9·1, 0, 0.1·1 ; q=0.9: 0.1, 0, 0.9
     expected = (torch.tensor([0.9, 0.0, 0.1]).sum() + torch.tensor([0.1, 0.0, 0.9]).sum()) / 6
-    torch.testing.assert_close(pinball_loss(pred, y, (0.1, 0.9)), expected)
+    assert torch.isclose(pinball_loss(pred, y, (0.1, 0.9)), expected)
     data = torch.randn(1000, generator=torch.Generator().manual_seed(0))
-    q = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.Adam([q], lr=0.05)
-    for _ in range(200):
-        opt.zero_grad()
-        pinball_loss(q.expand(len(data), 1), data, (0.9,)).backward()
-        opt.step()
-    assert abs(q.item() - torch.quantile(data, 0.9).item()) < 0.05
+    grid = torch.linspace(0.0, 2.5, 251)  # the loss of each constant forecast is least at q_0.9
+    losses = torch.stack([pinball_loss(g.expand(1000, 1), data, (0.9,)) for g in grid])
+    assert abs(grid[losses.argmin()].item() - torch.quantile(data, 0.9).item()) < 0.02
 
 
 def test_gaussian_nll_matches_torch_distributions():
     mu, sigma, y = torch.randn(5), torch.rand(5) + 0.1, torch.randn(5)
     expected = -torch.distributions.Normal(mu, sigma).log_prob(y).mean()
-    torch.testing.assert_close(gaussian_nll(mu, sigma, y), expected)
+    assert torch.isclose(gaussian_nll(mu, sigma, y), expected)
 
 
 @pytest.mark.parametrize("strategy", ["recursive", "direct"])
@@ -105,9 +101,9 @@ def test_gaussian_samples_give_the_interval(strategy):
     gen = torch.Generator().manual_seed(0)
     f = model.forecast(history, samples=64, generator=gen)
     assert f.samples.shape == (64, 2, H, 1)
-    torch.testing.assert_close(f.lower, torch.quantile(f.samples, 0.05, dim=0))
+    assert torch.allclose(f.lower, torch.quantile(f.samples, 0.05, dim=0))
     again = model.forecast(history, samples=64, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(again.samples, f.samples)  # draws come from the generator
+    assert torch.equal(again.samples, f.samples)  # draws come from the generator
 
 
 def test_ensemble_averages_networks_with_different_weights():
@@ -115,8 +111,10 @@ def test_ensemble_averages_networks_with_different_weights():
     a, b = (m.head.weight for m in model.members[:2])
     assert not torch.equal(a, b)
     history = torch.randn(2, L, 1)
-    mean = torch.stack([m.forecast(history, history.new_zeros(2, H, 0)).point for m in model.members])
-    torch.testing.assert_close(model.forecast(history).point, mean.mean(0))
+    mean = torch.stack(
+        [m.forecast(history, history.new_zeros(2, H, 0)).point for m in model.members]
+    )
+    assert torch.allclose(model.forecast(history).point, mean.mean(0))
 
 
 def test_summarize_metrics():

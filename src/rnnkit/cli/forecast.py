@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import sys
+import warnings
 
 from rnnkit.cli.args import add_dataclass_args, given_fields
 from rnnkit.cli.run import add_train_command
@@ -19,12 +22,13 @@ def register(tasks: argparse._SubParsersAction) -> None:
 
     fc = tasks.add_parser("forecast", help="time series: the next steps, against baselines")
     verbs = fc.add_subparsers(dest="verb", metavar="VERB", required=True)
-    add_train_command(
+    train = add_train_command(
         verbs,
         FORECAST_TASK,
         help="train a forecaster on a series (the last --test-size steps are held out)",
         add_data=lambda p: p.add_argument("data", metavar="DATA", help=DATA_HELP),
     )
+    train.set_defaults(run=_with_notes(train.get_default("run")))
 
     p = verbs.add_parser(
         "eval",
@@ -37,7 +41,7 @@ def register(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="PNG", help="actual vs forecast, with the interval")
     _baselines_flag(p)
-    p.set_defaults(run=_eval)
+    p.set_defaults(run=_with_notes(_eval))
 
     p = verbs.add_parser(
         "predict",
@@ -53,7 +57,7 @@ def register(tasks: argparse._SubParsersAction) -> None:
         "targets give the future covariates of the steps to forecast",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per step")
-    p.set_defaults(run=_predict)
+    p.set_defaults(run=_with_notes(_predict))
 
     p = verbs.add_parser(
         "backtest",
@@ -73,7 +77,23 @@ def register(tasks: argparse._SubParsersAction) -> None:
     add_dataclass_args(p, ForecastDataConfig, title="data", exclude=("test_size",))
     add_dataclass_args(p, FORECAST_TASK.model_class.config_class, title="model")
     add_dataclass_args(p, TrainConfig, title="training", exclude=("betas", "init_from"))
-    p.set_defaults(run=_backtest)
+    p.set_defaults(run=_with_notes(_backtest))
+
+
+def _with_notes(verb):
+    """``verb`` with the reader's warnings (rows sorted, gaps filled) shown as one line each,
+    ``rnnkit: note: ...``, rather than as Python warnings with a source line."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"rnnkit: note: {message}", file=sys.stderr)
+
+    @functools.wraps(verb)
+    def run(args: argparse.Namespace) -> int:
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return verb(args)
+
+    return run
 
 
 def _baselines_flag(p: argparse.ArgumentParser) -> None:
