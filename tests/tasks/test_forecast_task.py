@@ -1,6 +1,7 @@
-"""Forecasting runs in Python: the split and its defaults, transforms fitted on the training part
-and inverted exactly, a run's lifecycle (files, exact resume), evaluation against baselines on
-the held-out span or newer rows, prediction with future covariates, intervals, the backtest."""
+"""rnnkit.tasks.forecast (the file is named apart from tests/metrics/test_forecast.py): the split
+and its defaults, transforms fitted on the training part and inverted exactly, a run's lifecycle
+(files, exact resume), evaluation against baselines on the held-out span or newer rows,
+prediction with future covariates, intervals, the backtest."""
 
 import dataclasses
 import json
