@@ -275,3 +275,24 @@ def test_google_stock(shared_data):
     np.testing.assert_array_equal(train.targets[0], [325.25, 332.83, 324.97, 663.59, 7380500])
     assert train.targets[:, 3].max() > 1000  # the quoted "1,008.64" closes
     assert train.times[-1] == pd.Timestamp("2016-12-30") < test.times[0]
+
+
+def test_rows_ahead_give_future_covariates(tmp_path):
+    text = "Month,Sales,promo\n" + "".join(f"2020-{m:02d},{m},{m % 2}\n" for m in range(1, 13))
+    path = write(tmp_path, text + "2021-01,,1\n2021-02, ,0\n2021-03,,\n")
+    frame = read_series(path, time_column="Month", future_covariates=["promo"], ahead=True)
+    assert len(frame) == 12 and frame.n_ahead == 3
+    assert list(frame.ahead_times.strftime("%Y-%m")) == ["2021-01", "2021-02", "2021-03"]
+    np.testing.assert_array_equal(frame.ahead_covariates[:2, 0], [1, 0])
+    check_future_covariates(frame, start=12, horizon=2)
+    with pytest.raises(RnnkitError, match="'promo' is missing at row 14"):
+        check_future_covariates(frame, start=12, horizon=3)
+    with pytest.raises(RnnkitError, match="missing values"):  # without ahead: empty targets
+        read_series(path, time_column="Month", future_covariates=["promo"])
+
+
+def test_rows_ahead_must_continue_the_series(tmp_path):
+    text = "Month,Sales,promo\n" + "".join(f"2020-{m:02d},{m},{m % 2}\n" for m in range(1, 13))
+    path = write(tmp_path, text + "2021-02,,1\n")
+    with pytest.raises(RnnkitError, match="row ahead at line 14 is for 2021-02-01"):
+        read_series(path, time_column="Month", future_covariates=["promo"], ahead=True)

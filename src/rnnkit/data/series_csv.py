@@ -21,6 +21,10 @@ Reading rules (each decision a user can see):
   ``fill`` repairs them: "ffill" (the last value; the first rows take the first value),
   "interpolate" (linear in time; the edges take the nearest value) or "zero".
 * A constant target is an error: nothing to forecast, and scaled errors (MASE) are undefined.
+* With ``ahead=True``, trailing rows whose target cells are all empty are *rows ahead*: the
+  steps a forecast will cover, given for their future covariates (a planned promotion). They
+  stay out of the frame's arrays (``ahead_times``, ``ahead_covariates`` hold them, NaN where
+  a cell is empty) and must continue the time axis.
 
 Line numbers count the header as line 1 and every line after it (blank lines included), so
 they are the file's own unless a quoted cell spans lines. For a DataFrame they are row
@@ -75,6 +79,13 @@ class SeriesFrame:
     source: str
     calendar_names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    ahead_times: pd.DatetimeIndex | pd.RangeIndex | None = None  # rows ahead (ahead=True)
+    ahead_covariates: np.ndarray | None = None  # (k, F) their future covariates, NaN if empty
+
+    @property
+    def n_ahead(self) -> int:
+        """Rows ahead of the data (read with ``ahead=True``), 0 when none."""
+        return 0 if self.ahead_times is None else len(self.ahead_times)
 
     def __len__(self) -> int:
         return len(self.times)
@@ -103,12 +114,14 @@ def read_series(
     freq: str | None = None,
     fill: str | None = None,
     calendar_features: bool = False,
+    ahead: bool = False,
 ) -> SeriesFrame:
     """Read, check and repair a series (rules in the module docstring).
 
     ``targets`` defaults to every column that is not the time column or a covariate.
     ``calendar_features`` appends sin/cos calendar features (chosen from the frequency) to the
     future covariates. A DataFrame with a DatetimeIndex and no ``time_column`` uses its index.
+    ``ahead`` splits off the trailing rows with empty targets as rows ahead (module docstring).
     """
     pd = import_pandas()
     if fill is not None and fill not in FILLS:
@@ -123,6 +136,13 @@ def read_series(
     target_names, past, future = _pick_columns(
         df, source, time_column, targets, past_covariates, future_covariates
     )
+    rows_ahead = _split_ahead(df, target_names) if ahead else df.iloc[:0]
+    df = df.iloc[: len(df) - len(rows_ahead)]
+    if len(df) == 0:
+        raise RnnkitError(
+            f"{source} has no row with a target value: rows ahead (empty targets) must follow "
+            "the series they continue"
+        )
     columns = target_names + past + future
     values = pd.DataFrame({c: _to_numeric(df[c], c, source, where) for c in columns})
     values["__line"] = np.arange(len(df))  # the row each value came from, for messages
@@ -166,6 +186,8 @@ def read_series(
         source=source,
         notes=notes,
     )
+    if ahead:
+        _read_ahead(frame, rows_ahead, time_column, len(df), where)
     if calendar_features:
         _add_calendar(frame, warn)
     return frame
@@ -176,6 +198,7 @@ def check_future_covariates(frame: SeriesFrame, start: int, horizon: int) -> Non
 
     Calendar features are exempt (they can be computed for any step:
     :func:`rnnkit.data.series_time.calendar_features` of :func:`~.series_time.future_times`).
+    Rows from ``len(frame)`` on are the rows ahead (``read_series(..., ahead=True)``).
     """
     if not 0 <= start <= len(frame):
         raise RnnkitError(f"forecast start {start} is outside {frame.source} (0 … {len(frame)})")
@@ -186,13 +209,16 @@ def check_future_covariates(frame: SeriesFrame, start: int, horizon: int) -> Non
         return
     names = ", ".join(repr(frame.future_covariate_names[i]) for i in needed)
     end = start + horizon
-    if end > len(frame):
+    known = frame.future_covariates
+    if frame.n_ahead:
+        known = np.concatenate([known, frame.ahead_covariates])
+    if end > len(known):
         raise RnnkitError(
             f"forecasting {horizon} steps from row {start} needs the future covariates {names} "
-            f"up to row {end - 1}, but {frame.source} ends at row {len(frame) - 1}: add rows "
-            "that give their future values"
+            f"up to row {end - 1}, but {frame.source} ends at row {len(known) - 1}: add rows "
+            "that give their future values (with the targets left empty)"
         )
-    block = frame.future_covariates[start:end, needed]
+    block = known[start:end, needed]
     if np.isnan(block).any():
         row, col = np.argwhere(np.isnan(block))[0]
         raise RnnkitError(
@@ -415,6 +441,37 @@ def _repair_missing(values, columns, fill, source, where, warn) -> None:
     values[columns] = part
 
 
+def _split_ahead(df: pd.DataFrame, targets: list[str]) -> pd.DataFrame:
+    """The trailing rows of ``df`` whose target cells are all empty."""
+    pd = import_pandas()
+
+    def blank(column: pd.Series) -> np.ndarray:
+        if pd.api.types.is_numeric_dtype(column):
+            return column.isna().to_numpy()
+        return column.astype("string").str.strip().replace("", pd.NA).isna().to_numpy()
+
+    empty = np.logical_and.reduce([blank(df[t]) for t in targets])
+    trailing = len(df) if empty.all() else int(np.argmin(empty[::-1]))
+    return df.iloc[len(df) - trailing :]
+
+
+def _read_ahead(frame: SeriesFrame, rows: pd.DataFrame, time_column, offset: int, where) -> None:
+    """Parse the rows ahead: their times (which must continue the axis) and covariates."""
+    at = lambda i: where(offset + i)  # noqa: E731
+    expected = series_time.future_times(frame.times, frame.freq, len(rows)) if len(rows) else None
+    if time_column is not None and len(rows):
+        times = _parse_times(rows[time_column], time_column, frame.source, at, lambda m: None)
+        wrong = np.flatnonzero(times != expected)
+        if len(wrong):
+            raise RnnkitError(
+                f"{frame.source}: the row ahead at {at(wrong[0])} is for {times[wrong[0]]}, but "
+                f"the next step after the data is {expected[wrong[0]]} (frequency {frame.freq})"
+            )
+    values = [_to_numeric(rows[c], c, frame.source, at) for c in frame.future_covariate_names]
+    frame.ahead_times = expected if expected is not None else frame.times[:0]
+    frame.ahead_covariates = np.stack(values, 1) if values else np.zeros((len(rows), 0))
+
+
 def _add_calendar(frame: SeriesFrame, warn) -> None:
     pd = import_pandas()
     if not isinstance(frame.times, pd.DatetimeIndex):
@@ -425,3 +482,6 @@ def _add_calendar(frame: SeriesFrame, warn) -> None:
     frame.future_covariates = np.concatenate([frame.future_covariates, features], axis=1)
     frame.future_covariate_names = frame.future_covariate_names + names
     frame.calendar_names = names
+    if frame.ahead_times is not None:
+        ahead, _ = series_time.calendar_features(frame.ahead_times, frame.freq)
+        frame.ahead_covariates = np.concatenate([frame.ahead_covariates, ahead], axis=1)
