@@ -32,14 +32,21 @@ def add_dataclass_args(
     *,
     exclude: tuple[str, ...] = (),
     title: str | None = None,
+    defaults: Any = None,
 ) -> None:
-    """Add one flag per field of dataclass ``cls`` (defaults are the dataclass defaults)."""
+    """Add one flag per field of dataclass ``cls``; the help shows the dataclass defaults, or
+    those of ``defaults`` (an instance: a task's own training defaults)."""
     group = parser.add_argument_group(title or cls.__name__)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in exclude or not f.init or f.metadata.get("cli") is False:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if defaults is not None:
+            default = getattr(defaults, f.name)
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        else:
+            default = f.default_factory()  # type: ignore[misc]
         tp = _scalar_type(hints[f.name])
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
         # argparse formats help with %: a literal % in the text must be doubled.

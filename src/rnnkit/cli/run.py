@@ -53,7 +53,13 @@ def add_train_command(
     )
     add_dataclass_args(p, task.data_config_class, title="data")
     add_dataclass_args(p, task.model_class.config_class, title="model")
-    add_dataclass_args(p, TrainConfig, title="training", exclude=("betas",))
+    add_dataclass_args(
+        p,
+        TrainConfig,
+        title="training",
+        exclude=("betas",),
+        defaults=getattr(task, "default_train", None),
+    )
     p.set_defaults(run=lambda args: run_train(task, args, get_data(args)))
     return p
 
