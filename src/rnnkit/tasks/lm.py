@@ -134,6 +134,12 @@ class LanguageModelTask:
     what = "a language model"
     model_class = LanguageModel
     data_config_class = LMDataConfig
+    # `rnnkit lm train FILE --max-minutes M` with no other flag: Adam with a cosine decay over
+    # the time budget (or the epochs, whichever ends the run first), bf16 where the hardware
+    # has it. Measured in benchmarks/lm_quality.py shakespeare (the recipe 'defaults').
+    default_train = TrainConfig(
+        lr=3e-3, lr_schedule="cosine", min_lr=1e-4, epochs=50, precision="auto"
+    )
 
     def prepare(self, data, out: Path, model: LMConfig, data_config: LMDataConfig, train, saved):
         files = corpus_files(data, exclude=[out])  # the run may live inside the data folder
@@ -197,7 +203,8 @@ def train_language_model(
     ``data_config`` default to the saved ones (and may not differ from them), ``train`` to the
     saved training config (give one to change e.g. ``max_steps``: see :func:`load_configs`).
     With ``train.init_from`` the model shape and vocabulary come from that checkpoint.
-    An ``out`` that already holds a run is refused unless ``overwrite=True``.
+    An ``out`` that already holds a run is refused unless ``overwrite=True``. ``train``
+    defaults to :attr:`LanguageModelTask.default_train`.
     """
     return run.train(
         LM_TASK, data, out, model, data_config, train, resume=resume, overwrite=overwrite
