@@ -95,7 +95,7 @@ def test_tsv_without_header_and_absolute_paths(tmp_path):
 def test_csv_quoted_and_deepspeech_columns(tmp_path):
     write_wavs(tmp_path, ["a.wav", "b.wav"])
     (tmp_path / "m.csv").write_text(
-        "wav_filename,wav_filesize,transcript\na.wav,123,\"well, yes\"\nb.wav,9,no\n"
+        'wav_filename,wav_filesize,transcript\na.wav,123,"well, yes"\nb.wav,9,no\n'
     )
     utts = read_manifest(tmp_path / "m.csv")
     assert [u.transcript for u in utts] == ["well, yes", "no"]

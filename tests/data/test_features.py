@@ -79,8 +79,8 @@ def test_shorter_than_one_frame_or_not_mono_is_an_error():
 def test_spec_augment_masks_stay_within_limits_and_repeat_with_the_seed():
     x = torch.ones(3, 50, 20)
     lengths = torch.tensor([50, 30, 10])
-    g = torch.Generator().manual_seed(1)
-    y = spec_augment(x, lengths, freq_masks=2, freq_width=4, time_masks=2, time_width=6, generator=g)
+    masks = dict(freq_masks=2, freq_width=4, time_masks=2, time_width=6)
+    y = spec_augment(x, lengths, **masks, generator=torch.Generator().manual_seed(1))
     assert torch.equal(x, torch.ones(3, 50, 20))  # a new tensor
     for b in range(3):
         zero_bands = (y[b] == 0).all(0)  # channels masked at every frame
@@ -89,8 +89,7 @@ def test_spec_augment_masks_stay_within_limits_and_repeat_with_the_seed():
         assert int(zero_frames.sum()) <= 12
         assert not zero_frames[int(lengths[b]) :].any()  # never beyond the length
     assert (y == 0).any()
-    g2 = torch.Generator().manual_seed(1)
-    z = spec_augment(x, lengths, freq_masks=2, freq_width=4, time_masks=2, time_width=6, generator=g2)
+    z = spec_augment(x, lengths, **masks, generator=torch.Generator().manual_seed(1))
     assert torch.equal(y, z)
     off = spec_augment(x, lengths, freq_masks=0, time_masks=0)
     assert torch.equal(off, x)

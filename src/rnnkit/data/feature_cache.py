@@ -56,7 +56,8 @@ def extract_features(utterance: Utterance, settings: Mapping[str, Any]) -> tuple
             settings["normalize"],
         )
     except RnnkitError as e:
-        raise RnnkitError(f"{utterance.audio} ({utterance.where}) is too short: {e}") from None
+        at = f" ({utterance.where})" if utterance.where else ""
+        raise RnnkitError(f"{utterance.audio}{at} is too short: {e}") from None
     return features, channels
 
 
@@ -135,7 +136,7 @@ def _build(
     key: str,
 ) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
-    logger.info("computing features of %d utterances into %s", len(utterances), directory)
+    logger.debug("computing features of %d utterances into %s", len(utterances), directory)
     tmp = directory / f"{name}.bin.tmp"
     offsets, lengths, downmixed = [], [], []
     offset, width = 0, int(settings["n_mels"])
