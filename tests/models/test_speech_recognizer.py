@@ -60,7 +60,7 @@ def test_an_overfit_batch_decodes_its_targets():
     m = model(hidden_size=16, spec_time_masks=0, spec_freq_masks=0)
     b = batch()
     opt = torch.optim.Adam(m.parameters(), lr=0.05)
-    for _ in range(60):
+    for _ in range(40):
         opt.zero_grad()
         m.compute_loss(b).loss.backward()
         opt.step()
