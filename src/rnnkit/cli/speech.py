@@ -53,6 +53,8 @@ def register(tasks: argparse._SubParsersAction) -> None:
 
 
 def _decoding_flags(p: argparse.ArgumentParser) -> None:
+    from rnnkit.tasks.speech import LM_BONUS, LM_WEIGHT
+
     p.add_argument(
         "--beam",
         type=int,
@@ -61,13 +63,15 @@ def _decoding_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--lm", metavar="RUN", help="char-level rnnkit lm run for shallow fusion")
     p.add_argument(
-        "--lm-weight", type=float, default=0.5, help="weight of the LM's log-prob (default: 0.5)"
+        "--lm-weight",
+        type=float,
+        default=LM_WEIGHT,
+        help=f"weight of the LM's log-probability (default: {LM_WEIGHT})",
     )
     p.add_argument(
         "--insertion-bonus",
         type=float,
-        default=0.0,
-        help="added per emitted character in beam search (default: 0)",
+        help=f"added per emitted character in beam search (default: {LM_BONUS} with --lm, else 0)",
     )
     p.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default: 16)")
     add_threads_flag(p)

@@ -50,6 +50,10 @@ from rnnkit.training import TrainConfig, TrainResult
 
 logger = logging.getLogger(__name__)
 
+# Shallow fusion's defaults: LM weight and bonus per character (see Transcriber.decode).
+LM_WEIGHT = 0.6
+LM_BONUS = 2.0
+
 
 @dataclass
 class SpeechDataConfig:
@@ -301,22 +305,27 @@ class Transcriber:
         *,
         beam: int = 1,
         lm: Any = None,
-        lm_weight: float = 0.5,
-        insertion_bonus: float = 0.0,
+        lm_weight: float = LM_WEIGHT,
+        insertion_bonus: float | None = None,
     ) -> list[str]:
         """Texts of CTC outputs: greedy with ``beam`` 1, else prefix beam search, with shallow
-        fusion of ``lm`` (a char-level ``rnnkit lm`` run or :class:`TextGenerator`)."""
+        fusion of ``lm`` (a char-level ``rnnkit lm`` run or :class:`TextGenerator`).
+
+        ``insertion_bonus`` (added per character) defaults to :data:`LM_BONUS` with an LM, 0
+        without. The defaults are the best of a small grid on the synthetic corpus's dev set
+        (benchmarks/speech_quality.py --tune); tune them for other data.
+        """
         if beam < 1:
             raise RnnkitError(f"beam must be >= 1, got {beam}")
         if lm is not None and beam == 1:
             raise RnnkitError("a language model needs beam search: give a beam width above 1")
         if beam == 1:
             return [self.model.decode_labels(greedy_decode(row, BLANK)) for row in log_probs]
-        scorer = None
+        scorer, bonus = None, 0.0
         if lm is not None:
             from rnnkit.tasks.lm_fusion import CharLMScorer
 
-            scorer = CharLMScorer.load(lm, self.alphabet)
+            scorer, bonus = CharLMScorer.load(lm, self.alphabet), LM_BONUS
         texts = []
         for row in log_probs:
             best = prefix_beam_search(
@@ -325,7 +334,7 @@ class Transcriber:
                 blank=BLANK,
                 scorer=scorer,
                 lm_weight=lm_weight if scorer else 0.0,
-                insertion_bonus=insertion_bonus,
+                insertion_bonus=insertion_bonus if insertion_bonus is not None else bonus,
             )
             texts.append(self.model.decode_labels(best[0][0]))
         return texts
