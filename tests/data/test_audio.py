@@ -118,3 +118,10 @@ def test_bad_manifests_name_the_line(tmp_path, text, match):
     (tmp_path / "m.tsv").write_text(text)
     with pytest.raises(RnnkitError, match=match):
         read_manifest(tmp_path / "m.tsv")
+
+
+def test_a_quote_left_open_in_a_csv_names_the_line(tmp_path):
+    write_wavs(tmp_path, ["a.wav"])
+    (tmp_path / "m.csv").write_text('audio,transcript\na.wav,ok\na.wav,"never closed\n')
+    with pytest.raises(RnnkitError, match=r"m.csv:3: not valid CSV"):
+        read_manifest(tmp_path / "m.csv")

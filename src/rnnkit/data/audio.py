@@ -22,7 +22,6 @@ audio file does not exist is an error naming the manifest's line.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.data.delimited import split_lines
+from rnnkit.data.delimited import _rows as delimited_rows
 from rnnkit.data.labeled import read_text_file
 from rnnkit.errors import RnnkitError
 
@@ -103,28 +102,12 @@ def read_audio(
     return np.ascontiguousarray(samples, dtype=np.float32), channels
 
 
-def _rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
-    """(line number, fields) of the non-blank rows."""
-    if path.suffix.lower() != ".csv":
-        return [(no, line.split("\t")) for no, line in split_lines(text) if line.strip()]
-    pieces = text.split("\n")
-    source = [p + "\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
-    reader = csv.reader(source, strict=True)
-    rows, start = [], 1
-    try:
-        for fields in reader:
-            if any(f.strip() for f in fields):
-                rows.append((start, fields))
-            start = reader.line_num + 1
-    except csv.Error as e:
-        raise RnnkitError(f"{path}:{start}: not valid CSV from this line ({e})") from None
-    return rows
-
-
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     """The utterances of a TSV/CSV manifest (see the module docstring), in file order."""
     path = Path(path)
-    rows = _rows(path, read_text_file(path, " (a manifest)"))
+    # The project's one reading of delimited files: CSV quoting for commas, none for tabs.
+    delimiter = "," if path.suffix.lower() == ".csv" else "\t"
+    rows = delimited_rows(path, read_text_file(path, " (a manifest)"), delimiter, False)
     audio_col, text_col = 0, 1
     header = [f.strip().casefold() for f in rows[0][1]] if rows else []
     if header and header[0] in AUDIO_COLUMNS:
