@@ -15,7 +15,7 @@ from rnnkit import __version__
 from rnnkit.errors import RnnkitError
 
 # One CLI module per task, each with a register(subparsers) that adds `rnnkit <task> <verb>`.
-TASK_MODULES = ("lm", "classify")
+TASK_MODULES = ("lm", "classify", "seq2seq")
 
 
 def build_parser() -> argparse.ArgumentParser:
