@@ -25,7 +25,9 @@ def register(tasks: argparse._SubParsersAction) -> None:
     from rnnkit.tasks.seq2seq import SEQ2SEQ_TASK
 
     s2s = tasks.add_parser("seq2seq", help="encoder–decoder: translate one sequence to another")
-    verbs = s2s.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = s2s.add_subparsers(
+        dest="verb", metavar="VERB", required=True, parser_class=_IntermixedParser
+    )
     add_train_command(
         verbs,
         SEQ2SEQ_TASK,
@@ -67,6 +69,22 @@ def register(tasks: argparse._SubParsersAction) -> None:
     )
     _add_decoding(p)
     p.set_defaults(run=_translate)
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Sentences and files may come after the options (``translate RUN --beam 5 "Ein Hund."``),
+    which plain argparse refuses once a positional has been read."""
+
+    _inside = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._inside:  # parse_known_intermixed_args calls back in, twice
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:

@@ -464,8 +464,8 @@ class Seq2Seq(nn.Module):
 
     def compute_loss(self, batch: dict[str, Any], state: Any = None) -> LossOutput:
         """Token cross-entropy (label-smoothed in training). Metrics: correct tokens; in eval
-        mode with ``batch["references"]`` and ``batch["detokenize"]``, BLEU counts of the
-        greedy translations (summable: see :mod:`rnnkit.metrics.translation`)."""
+        mode with ``batch["references"]`` and ``batch["detokenize"]``, the greedy translations'
+        BLEU counts (summable: :mod:`rnnkit.metrics.translation`) and exact matches."""
         source, lengths, targets = batch["inputs"], batch["lengths"], batch["targets"]
         ratio = 1.0
         if self.training:
@@ -481,16 +481,22 @@ class Seq2Seq(nn.Module):
             limit = (lengths.float() * a + b).long()
             hyps = self.greedy_decode(source, lengths, limit)
             texts = [batch["detokenize"](ids) for ids in hyps]
-            metrics["bleu_counts"] = torch.from_numpy(bleu_statistics(texts, batch["references"]))
+            refs = batch["references"]
+            metrics["bleu_counts"] = torch.from_numpy(bleu_statistics(texts, refs))
+            metrics["exact"] = sum(h == r for h, r in zip(texts, refs, strict=True))
+            metrics["sentences"] = len(refs)
         return LossOutput(loss, None, int(real.sum()), metrics)
 
     def summarize_metrics(self, totals: dict, num_tokens: int) -> dict[str, float]:
-        """Token accuracy, and corpus BLEU from the summed counts."""
+        """Token accuracy; corpus BLEU from the summed counts and the fraction of sentences
+        translated exactly (text equal to the reference)."""
         out = {}
         if "correct" in totals:
             out["accuracy"] = float(totals["correct"]) / max(num_tokens, 1)
         if "bleu_counts" in totals:
             out["bleu"] = bleu_from_statistics(totals["bleu_counts"])
+        if totals.get("sentences"):
+            out["exact_match"] = float(totals["exact"]) / float(totals["sentences"])
         return out
 
 

@@ -325,18 +325,21 @@ class Translator:
     # ---- evaluation --------------------------------------------------------------------------
 
     def evaluate(self, data: Any, **options: Any) -> dict[str, Any]:
-        """BLEU and chrF (sacreBLEU, detokenised, cased) of the translations of ``data``'s
-        sources against its targets; ``data`` as for training (two files, or one TSV read with
-        the run's column settings). ``options`` go to :meth:`translate`."""
+        """BLEU and chrF (sacreBLEU, detokenised, cased) and the exact-match rate of the
+        translations of ``data``'s sources against its targets. ``data`` as for training (two
+        files, or one TSV read with the run's column settings); ``options`` go to
+        :meth:`translate`."""
         pairs = self.data_config.read(data)
         t0 = time.perf_counter()
         out = self.translate(pairs.sources, where=pairs.where, **options)
         seconds = time.perf_counter() - t0
         hyps = [t.text for t in out]
         result = corpus_scores(hyps, pairs.targets)
+        exact = sum(h == r for h, r in zip(hyps, pairs.targets, strict=True))
         return {
             "bleu": result["bleu"],
             "chrf": result["chrf"],
+            "exact_match": exact / len(pairs),
             "num_sentences": len(pairs),
             "skipped_empty": pairs.skipped,
             "truncated": sum(1 for t in out if t.truncated),
