@@ -221,3 +221,14 @@ def test_reorder_state_picks_rows():
     assert torch.equal(r.memory.keys.projected[2], state.memory.keys.projected[0])
     assert math.isclose(float(r.memory.values[0].sum()), float(state.memory.values[2].sum()))
     assert np.array_equal(r.feed.numpy(), state.feed[[2, 2, 0]].numpy())
+
+
+@pytest.mark.parametrize("attention,feeding", [("additive", True), ("general", False)])
+def test_mixed_precision_forward_and_backward(attention, feeding):
+    """Under bf16 autocast (TrainConfig.precision) the step loop and the one-call decoder run."""
+    m = make(attention=attention, input_feeding=feeding).train()
+    src, lengths, tgt = batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m.compute_loss({"inputs": src, "lengths": lengths, "targets": tgt})
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and m.bridge_h.weight.grad is not None

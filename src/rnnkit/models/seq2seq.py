@@ -320,8 +320,9 @@ class Seq2Seq(nn.Module):
             return s.view(c.num_layers, D, B, -1).permute(0, 2, 1, 3).reshape(c.num_layers, B, -1)
 
         top = per_layer(h_n)
-        h0 = torch.tanh(self.bridge_h(top))
-        c0 = self.bridge_c(per_layer(c_n)) if self.bridge_c is not None else None
+        dtype = self.bridge_h.weight.dtype  # a state in the parameters' precision (autocast)
+        h0 = torch.tanh(self.bridge_h(top)).to(dtype)
+        c0 = self.bridge_c(per_layer(c_n)).to(dtype) if self.bridge_c is not None else None
         keys = None
         if self.attn is not None:
             key_input = self.key_proj(outputs) if self.key_proj is not None else outputs
