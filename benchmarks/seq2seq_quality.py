@@ -23,6 +23,7 @@ loaded machine; the BLEU figures are what matter.
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import resource
 import time
@@ -113,7 +114,7 @@ def train_and_score(name, train, out, model, dc, args, test: ParallelData) -> di
         overwrite=True,
     )
     seconds = time.perf_counter() - t0
-    rates = [r["tokens_per_s"] for r in result.history if "tokens_per_s" in r]
+    rates = [r["tokens_per_s"] for r in result.history if r.get("tokens_per_s")]
     tr = Translator.load(out)
     greedy_scores = tr.evaluate(test, method="greedy")
     beam_scores = tr.evaluate(test, method="beam", beam_width=5)
@@ -145,6 +146,7 @@ def _model(args, attention: str) -> Seq2SeqConfig:
         dropout=args.dropout,
         attention=attention,
         input_feeding=args.input_feeding,
+        reset_after=args.reset_after,
         reverse_source=attention == "none",
     )
 
@@ -222,6 +224,12 @@ def main() -> None:
     p.add_argument("--attention", default="additive", choices=["additive", "dot", "general"])
     p.add_argument("--input-feeding", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--cell", default="gru", choices=["lstm", "gru"])
+    p.add_argument(
+        "--reset-after",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="GRU in the cuDNN form: the encoder runs in the fused kernel",
+    )
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--embedding", type=int, default=256)
     p.add_argument("--layers", type=int, default=1)
@@ -237,6 +245,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/seq2seq_quality")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the log rows, as they come
     (multi30k if args.set == "multi30k" else eng_fra)(args)
 
 

@@ -41,25 +41,27 @@ def test_dates_formats_and_held_out_days():
     assert not set(train_days) & set(test_days) and len(test_days) == dates.DAYS // 10
 
 
-def test_addition_learns(tmp_path):
-    addition = example("addition")
-    small = dataclasses.replace(addition.MODEL, hidden_size=32)
-    res = addition.run(tmp_path / "run", train_size=3000, test_size=200, steps=150, model=small)
-    assert res["val_accuracy"] > 0.3  # digits by chance: ~0.1
+@pytest.mark.parametrize("name", ["addition", "dates"])
+def test_example_learns(name, tmp_path):
+    """80 steps of a small model: well above the most frequent output character (~0.2)."""
+    module = example(name)
+    small = dataclasses.replace(module.CHAR_MODEL, hidden_size=32)  # one-call decoder: fast
+    res = module.run(tmp_path / "run", train_size=3000, test_size=100, steps=80, model=small)
+    assert res["val_accuracy"] > 0.3 and 0 <= res["exact_match"] <= 1
 
 
-def test_dates_learns(tmp_path):
+def test_dates_draws_its_attention(tmp_path):
     dates = example("dates")
-    small = dataclasses.replace(dates.MODEL, hidden_size=32)
-    res = dates.run(
+    small = dataclasses.replace(dates.MODEL, hidden_size=16)
+    dates.run(
         tmp_path / "run",
-        train_size=3000,
-        test_size=200,
-        steps=150,
+        train_size=500,
+        test_size=20,
+        steps=5,
         model=small,
         attention_png=str(tmp_path / "a.png"),
     )
-    assert res["val_accuracy"] > 0.5 and (tmp_path / "a.png").exists()
+    assert (tmp_path / "a.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
