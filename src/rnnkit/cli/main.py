@@ -16,7 +16,7 @@ from rnnkit.errors import RnnkitError
 
 # One CLI module per task, each with a register(subparsers) that adds `rnnkit <task> <verb>`;
 # then the commands that work on any task's run (`rnnkit export RUN`).
-TASK_MODULES = ("lm", "classify", "tag", "forecast", "speech")
+TASK_MODULES = ("lm", "classify", "tag", "seq2seq", "forecast", "speech")
 COMMAND_MODULES = ("export",)
 
 
