@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from string_pairs import CHAR_MODEL, train_and_test
+from string_pairs import CHAR_MODEL, report, train_and_test
 
 from rnnkit.models.seq2seq import Seq2SeqConfig
 
@@ -78,13 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         res = run(Path(args.out or tmp), args.train, args.test, args.steps, args.seed)
-    print(
-        f"535+61 → {res['example']}; exact match {100 * res['exact_match']:.2f}% on "
-        f"{res['test_size']} held-out problems ({res['steps']} steps, "
-        f"{res['train_seconds']:.0f} s on the CPU)"
-    )
-    for query, answer, got in res["errors"][:10]:
-        print(f"  {query} → {got}, expected {answer}")
+    report(res, "535+61", "problems")
     return 0
 
 

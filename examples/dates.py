@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from string_pairs import CHAR_MODEL, train_and_test
+from string_pairs import CHAR_MODEL, report, train_and_test
 
 from rnnkit.models.seq2seq import Seq2SeqConfig
 from rnnkit.tasks.translator import save_attention_png
@@ -139,13 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             attention_png=args.attention_png,
         )
-    print(
-        f"Thursday, May 3, 1979 → {res['example']}; exact match {100 * res['exact_match']:.2f}% "
-        f"on {res['test_size']} held-out dates ({res['steps']} steps, "
-        f"{res['train_seconds']:.0f} s on the CPU)"
-    )
-    for src, ref, hyp in res["errors"][:10]:
-        print(f"  {src!r}: {hyp!r}, expected {ref!r}")
+    report(res, "Thursday, May 3, 1979", "dates")
     return 0
 
 

@@ -76,3 +76,14 @@ def train_and_test(
         "steps": result.steps,
         "train_seconds": round(time.perf_counter() - t0, 1),
     }, translator
+
+
+def report(res: dict, shown: str, what: str) -> None:
+    """The summary line of a run and its first errors."""
+    print(
+        f"{shown} → {res['example']}; exact match {100 * res['exact_match']:.2f}% on "
+        f"{res['test_size']} held-out {what} ({res['steps']} steps, "
+        f"{res['train_seconds']:.0f} s on the CPU)"
+    )
+    for source, expected, got in res["errors"][:10]:
+        print(f"  {source!r} → {got!r}, expected {expected!r}")
