@@ -170,16 +170,21 @@ class SequenceClassifier(nn.Module):
         targets = batch["targets"]
         loss = F.cross_entropy(logits.float(), targets, weight=self.class_weights)
         K = self.config.num_classes
-        pred = logits.detach().argmax(-1)
-        confusion = torch.bincount(targets * K + pred, minlength=K * K).view(K, K)
-        return LossOutput(loss, None, len(targets), {"confusion": confusion})
+        logits = logits.detach()
+        confusion = torch.bincount(targets * K + logits.argmax(-1), minlength=K * K).view(K, K)
+        p_true = torch.softmax(logits.float(), -1).gather(1, targets[:, None]).sum()
+        return LossOutput(loss, None, len(targets), {"confusion": confusion, "p_true": p_true})
 
     def summarize_metrics(self, totals: dict, num_tokens: int) -> dict[str, float]:
-        """accuracy and macro-F1 from the summed confusion matrix."""
+        """accuracy and macro-F1 from the summed confusion matrix, and expected_accuracy: the
+        mean probability of the true class (see ClassifyTask.default_train's monitor)."""
         if "confusion" not in totals:
             return {}
         scores = confusion_scores(totals["confusion"].double())
-        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+        out = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+        if "p_true" in totals:
+            out["expected_accuracy"] = float(totals["p_true"]) / max(num_tokens, 1)
+        return out
 
 
 def confusion_scores(confusion: Tensor) -> dict:

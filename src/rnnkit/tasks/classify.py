@@ -94,12 +94,19 @@ class ClassifyDataConfig:
         },
     )
     batch_size: int = field(default=32, metadata={"help": "examples per batch"})
+    epoch_batches: int = field(
+        default=50,
+        metadata={
+            "help": "an epoch is at least this many batches: small data are read several "
+            "times over per epoch (1 = one pass)"
+        },
+    )
 
     def __post_init__(self) -> None:
         check_field_types(self)
         if not 0.0 <= self.val_fraction < 1.0:
             raise RnnkitError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        for name in ("batch_size", "min_freq"):
+        for name in ("batch_size", "min_freq", "epoch_batches"):
             if getattr(self, name) < 1:
                 raise RnnkitError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_vocab", "max_length"):
@@ -169,6 +176,23 @@ def _digest(data: LabeledData) -> str:
     return h.hexdigest()
 
 
+class Passes:
+    """An epoch of ``passes`` passes over ``source`` (each a new order): what makes an epoch of
+    50 training series (GunPoint: 2 batches a pass) as long as one of thousands of sentences."""
+
+    stateful = False
+
+    def __init__(self, source: PaddedBatches, passes: int) -> None:
+        self.source, self.passes = source, passes
+
+    def num_batches(self) -> int:
+        return self.passes * self.source.num_batches()
+
+    def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]:
+        n = self.source.num_batches()
+        return self.source.batch(epoch * self.passes + index // n, index % n)
+
+
 def _balanced_weights(labels: np.ndarray, k: int) -> tuple[float, ...]:
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     return tuple(float(w) for w in len(labels) / (k * np.maximum(counts, 1)))
@@ -230,6 +254,7 @@ class ClassifyTask:
         train_src = PaddedBatches(
             x_train, y_train, dc.batch_size, seed=train.seed, pad_value=pad, name=full.source
         )
+        train_src = Passes(train_src, -(-dc.epoch_batches // train_src.num_batches()))
         val_src = None
         if val_data is not None:
             val_src = PaddedBatches(
