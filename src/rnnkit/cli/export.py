@@ -48,6 +48,6 @@ def _export(args: argparse.Namespace) -> int:
             print(f"  not checked in onnxruntime ({why})")
         else:
             diffs = ", ".join(f"{k} {v:.1e}" for k, v in f.max_abs_diff.items())
-            same = "the same" if f.same_argmax else "DIFFERENT"
-            print(f"  onnxruntime vs torch: max |difference| {diffs}; {same} argmax")
+            same = {True: "; the same argmax", False: "; DIFFERENT argmax", None: ""}
+            print(f"  onnxruntime vs torch: max |difference| {diffs}{same[f.same_argmax]}")
     return 0 if all(f.same_argmax is not False for f in files) else 1

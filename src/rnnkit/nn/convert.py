@@ -14,6 +14,8 @@ Conversion carries weights, sizes, ``batch_first``, ``dropout`` and the train/ev
 ``recurrent_dropout`` has no torch counterpart and is not carried (it only acts in training).
 """
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -48,12 +50,14 @@ def to_torch(layer: RecurrentLayer) -> nn.RNNBase:
         device=ref.device,
         dtype=ref.dtype,
     )
-    if layer.kind == "lstm":
-        module: nn.RNNBase = nn.LSTM(**common)
-    elif layer.kind == "gru":
-        module = nn.GRU(**common)
-    else:
-        module = nn.RNN(nonlinearity=layer.cells[0].activation, **common)
+    with warnings.catch_warnings():  # torch warns that one layer has no dropout to apply
+        warnings.filterwarnings("ignore", "dropout option adds dropout", UserWarning)
+        if layer.kind == "lstm":
+            module: nn.RNNBase = nn.LSTM(**common)
+        elif layer.kind == "gru":
+            module = nn.GRU(**common)
+        else:
+            module = nn.RNN(nonlinearity=layer.cells[0].activation, **common)
     with torch.no_grad():
         for k in range(layer.num_layers):
             for d in range(layer.num_directions):

@@ -1,21 +1,11 @@
-r"""ONNX export: a trained model as a standard file that runs without rnnkit (or torch).
+r"""Tracing a model's graphs into ONNX files, and checking them in onnxruntime.
 
-.. code-block:: text
-
-    rnnkit export RUN --onnx model.onnx        # RUN: a run directory or a checkpoint
-
-Each model type registers a function (:func:`register_exporter`, keyed by ``model_type``)
-that describes its graph(s) as :class:`OnnxGraph` s: a module whose ``forward`` takes the named
-inputs in order, a way to make sample inputs, and the dynamic axes. The language model exports
-one step with its state in and out, the sequence classifier whole padded batches with their
-lengths. A model with several graphs (an encoder and a decoder step) gives each a ``part``:
-``model.onnx`` then becomes ``model.encoder.onnx`` and ``model.decoder.onnx``. A new model type
-plugs in with one function, e.g. a tagger's::
-
-    @register_exporter("tagger")
-    def tagger_graphs(model):          # a module returning (emissions, model.crf.transitions)
-        return [OnnxGraph(Emissions(model), sample, {"inputs": ..., "lengths": ...},
-                          {"emissions": ..., "transitions": ...}, axes)]
+Each model type registers a function (:func:`register_exporter`, keyed by ``model_type``;
+the models' own are in :mod:`rnnkit.export.graphs`) that describes its graph(s) as
+:class:`OnnxGraph` s: a module whose ``forward`` takes the named inputs in order, a way to make
+sample inputs, and the dynamic axes. A model with several graphs (an encoder and a decoder
+step) gives each a ``part``: ``model.onnx`` then becomes ``model.encoder.onnx`` and
+``model.decoder.onnx``.
 
 **How the recurrent layers get into ONNX.** rnnkit's layers run through torch's fused kernel
 or the scan engine's custom autograd functions, and neither traces into ONNX. Before tracing,
@@ -26,7 +16,9 @@ operators, one per layer, with ``sequence_lens``. The textbook GRU (``reset_afte
 no ``torch.nn`` twin but has an ONNX one: it goes out as the cuDNN-form twin with the same
 weights (whose b_hn is 0) and its ``GRU`` nodes get ``linear_before_reset=0``, which is the
 textbook candidate tanh(W x + U (r ⊙ h) + b). Cells no ONNX operator computes (other
-activations) are refused with the reason.
+activations) are refused with the reason. A graph that steps a layer's cells by hand (the
+encoder–decoder's decoder step) still finds them: the twin keeps the layer's ``cells``, whose
+equations trace as plain operators.
 
 **What the file holds besides the graph**: metadata properties ``rnnkit.model_type``,
 ``rnnkit.opset``, ``rnnkit.version``, ``rnnkit.inputs`` / ``rnnkit.outputs`` (JSON: name →
@@ -74,7 +66,8 @@ class OnnxGraph:
     inputs, outputs: name → shape and meaning, in order (stored in the file's metadata).
     dynamic_axes: name → {axis: symbolic name}.
     part: "" for the file asked for, else the name inserted before ``.onnx``.
-    scores: the outputs whose argmax over the last axis is the model's greedy choice.
+    scores: the outputs whose argmax over the last axis is the model's greedy choice (none
+        for a graph that makes no choice: an encoder, a forecast).
     """
 
     module: nn.Module
@@ -149,12 +142,14 @@ def export_onnx(
     for graph, reference in zip(exporter(twin), exporter(model), strict=True):
         path = target.with_suffix(f".{graph.part}.onnx") if graph.part else target
         proto = _trace(onnx, graph, opset)
+        taken = {i.name for i in proto.graph.input}  # the exporter drops inputs never read
+        inputs = {name: what for name, what in graph.inputs.items() if name in taken}
         _flip_textbook_grus(proto, grus)
         meta = {
             "rnnkit.model_type": config["model_type"],
             "rnnkit.opset": str(opset),
             "rnnkit.version": __version__,
-            "rnnkit.inputs": json.dumps(graph.inputs),
+            "rnnkit.inputs": json.dumps(inputs),
             "rnnkit.outputs": json.dumps(graph.outputs),
             "rnnkit.model_config": json.dumps(asdict(model.config)),
             **{name: json.dumps(value) for name, value in extras.items()},
@@ -165,7 +160,7 @@ def export_onnx(
         onnx.checker.check_model(proto)
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(proto, str(path))
-        done = ExportedFile(path, opset, graph.inputs, graph.outputs, extras=sorted(extras))
+        done = ExportedFile(path, opset, inputs, graph.outputs, extras=sorted(extras))
         if check and _has("onnxruntime"):
             done.max_abs_diff, done.same_argmax = compare(path, graph, reference)
         written.append(done)
@@ -195,6 +190,7 @@ class TorchRecurrent(nn.Module):
     def __init__(self, layer: RecurrentLayer, name: str = "rnn") -> None:
         super().__init__()
         cells = list(layer.cells)
+        self.cells = layer.cells  # for graphs that step the cells by hand (a decoder step)
         self.textbook_gru = layer.kind == "gru" and not cells[0].reset_after
         if self.textbook_gru:  # the same weights in the cuDNN form; ONNX's GRU node is flipped
             layer = copy.deepcopy(layer)
@@ -224,21 +220,24 @@ class TorchRecurrent(nn.Module):
         return outputs, state
 
 
-def compare(path: Path, graph: OnnxGraph, reference: OnnxGraph) -> tuple[dict[str, float], bool]:
+def compare(
+    path: Path, graph: OnnxGraph, reference: OnnxGraph
+) -> tuple[dict[str, float], bool | None]:
     """Run ``path`` in onnxruntime on fresh inputs (batch 3, 7 steps) and the reference torch
     module on the same: max |difference| per output, and whether the argmax of every score
-    output agrees (the greedy choice)."""
+    output agrees (the greedy choice; None for a graph without scores)."""
     ort = _require("onnxruntime")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
         inputs = graph.sample(3, 7)
-    feeds = {name: t.numpy() for name, t in zip(graph.inputs, inputs, strict=True)}
+    taken = {i.name for i in session.get_inputs()}
+    feeds = {n: t.numpy() for n, t in zip(graph.inputs, inputs, strict=True) if n in taken}
     got = session.run(list(graph.outputs), feeds)
     with torch.no_grad():
         want = reference.module(*inputs)
     want = want if isinstance(want, tuple) else (want,)
-    diffs, same = {}, True
+    diffs, same = {}, (True if graph.scores else None)
     for name, g, w in zip(graph.outputs, got, want, strict=True):
         w = w.float().numpy()
         diffs[name] = float(abs(g - w).max()) if w.size else 0.0
@@ -265,7 +264,13 @@ def _trace(onnx: Any, graph: OnnxGraph, opset: int) -> Any:
             dynamic_axes=graph.dynamic_axes,
             do_constant_folding=True,
         )
-        return onnx.load(str(path))
+        proto = onnx.load(str(path))
+    # An output the exporter folded into a constant is named after the constant: renamed back.
+    for out, name in zip(proto.graph.output, graph.outputs, strict=True):
+        if out.name != name:
+            proto.graph.node.append(onnx.helper.make_node("Identity", [out.name], [name]))
+            out.name = name
+    return proto
 
 
 def _flip_textbook_grus(proto: Any, grus: dict[str, bool]) -> None:
@@ -318,65 +323,3 @@ def _require(package: str) -> Any:
         raise RnnkitError(
             f"ONNX export needs the {package} package: pip install 'rnnkit[export]'"
         ) from None
-
-
-# ---- the models ---------------------------------------------------------------------------------
-
-
-class _LanguageModelStep(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.lstm = model.config.cell == "lstm"
-
-    def forward(self, tokens: Tensor, h: Tensor, c: Tensor | None = None):
-        logits, state = self.model(tokens, (h, c) if self.lstm else h)
-        return (logits, *state) if self.lstm else (logits, state)
-
-
-@register_exporter("language_model")
-def language_model_graphs(model: nn.Module) -> list[OnnxGraph]:
-    """One step (or a few) with the recurrent state in and out; batch and steps dynamic."""
-    c = model.config
-    L, N, V = c.num_layers, c.hidden_size, c.vocab_size
-    lstm = c.cell == "lstm"
-    names = ["h", "c"] if lstm else ["h"]
-
-    def sample(batch: int, steps: int) -> tuple[Tensor, ...]:
-        tokens = torch.randint(V, (batch, steps))
-        return (tokens, *(0.5 * torch.randn(L, batch, N) for _ in names))
-
-    state = f"({L}, batch, {N}) float32"
-    inputs = {"tokens": "(batch, steps) int64 token ids (vocab.json itos); steps = 1 for a step"}
-    inputs.update({n: f"{state}, {n} before the tokens (zeros to start)" for n in names})
-    outputs = {"logits": f"(batch, steps, {V}) float32 scores of the next token"}
-    outputs.update({f"{n}_out": f"{state}, {n} after the tokens" for n in names})
-    axes = {"tokens": {0: "batch", 1: "steps"}, "logits": {0: "batch", 1: "steps"}}
-    axes.update({n: {1: "batch"} for n in [*names, *(f"{n}_out" for n in names)]})
-    return [OnnxGraph(_LanguageModelStep(model), sample, inputs, outputs, axes)]
-
-
-@register_exporter("sequence_classifier")
-def sequence_classifier_graphs(model: nn.Module) -> list[OnnxGraph]:
-    """Padded batches with their lengths → class scores; batch and steps dynamic."""
-    c = model.config
-    tokens = c.input_kind == "tokens"
-
-    def sample(batch: int, steps: int) -> tuple[Tensor, Tensor]:
-        lengths = torch.randint(1, steps + 1, (batch,))
-        lengths[torch.randint(batch, ())] = steps  # the longest row fills the batch
-        if tokens:
-            x = torch.randint(c.vocab_size, (batch, steps))
-        else:
-            x = torch.randn(batch, steps, c.input_channels)
-        return x, lengths
-
-    what = (
-        "(batch, steps) int64 token ids (vocab.json itos), padded with pad_id"
-        if tokens
-        else f"(batch, steps, {c.input_channels}) float32 series, padded"
-    )
-    inputs = {"inputs": what, "lengths": "(batch,) int64 real steps of each row, 1..steps"}
-    outputs = {"logits": f"(batch, {c.num_classes}) float32 class scores (labels.json labels)"}
-    axes = {"inputs": {0: "batch", 1: "steps"}, "lengths": {0: "batch"}, "logits": {0: "batch"}}
-    return [OnnxGraph(model, sample, inputs, outputs, axes)]

@@ -201,7 +201,7 @@ def test_a_model_type_plugs_in_with_several_graphs(tmp_path):
 
 
 def test_the_readme_runs_an_exported_model_without_rnnkit(tmp_path, monkeypatch, capsys):
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "lm.onnx" in b]
     assert "rnnkit" not in block  # onnxruntime, NumPy and JSON only
     itos = list("ROMEO: abcdef")
