@@ -41,3 +41,21 @@ def test_export_errors_are_one_line(capsys, run, tmp_path):
     rc, _, err = rnnkit(capsys, "export", run, "--onnx", tmp_path / "x.onnx", "--opset 30")
     assert_one_line_error(rc, err, "--opset must be in 14..20, got 30")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_an_encoder_decoder_exports_as_two_checked_files(capsys, tmp_path):
+    from rnnkit.checkpoint import save_checkpoint
+    from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    config = Seq2SeqConfig(source_vocab_size=9, target_vocab_size=7, hidden_size=6)
+    ckpt = save_checkpoint(tmp_path / "ckpt", Seq2Seq(config).eval())
+    rc, out, err = rnnkit(capsys, "export", ckpt, "--onnx", tmp_path / "t.onnx")
+    assert rc == 0, err
+    wrote = [line for line in out.splitlines() if line.startswith("wrote")]
+    assert wrote == [
+        f"wrote {tmp_path / 't.encoder.onnx'} (ONNX opset 17)",
+        f"wrote {tmp_path / 't.decoder.onnx'} (ONNX opset 17)",
+    ]
+    # The encoder makes no choice (no argmax to compare); the decoder step's is the same.
+    checks = [line for line in out.splitlines() if "onnxruntime vs torch" in line]
+    assert "argmax" not in checks[0] and checks[1].endswith("the same argmax")
