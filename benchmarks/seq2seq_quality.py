@@ -186,7 +186,10 @@ def multi30k(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
     )
     out = Path(args.out)
-    for attention in (args.attention, "none"):
+    wanted = {"attention": [args.attention], "none": ["none"]}.get(
+        args.only, [args.attention, "none"]
+    )
+    for attention in wanted:
         train_and_score(
             f"multi30k-{attention}", train, out / attention, _model(args, attention), dc, args, test
         )
@@ -246,6 +249,12 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=8.0, help="training budget per model")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--attention", default="additive", choices=["additive", "dot", "general"])
+    p.add_argument(
+        "--only",
+        choices=["attention", "none"],
+        help="multi30k: train and score one of the two models (default: both, one after the "
+        "other; two processes with --only can run side by side)",
+    )
     p.add_argument("--input-feeding", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--cell", default="gru", choices=["lstm", "gru"])
     p.add_argument(
