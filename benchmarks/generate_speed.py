@@ -147,6 +147,7 @@ def trained_model():
     """(embedding, nn.LSTM, head, vocab, validation ids, run) of a char LSTM trained for
     --train-seconds on --data, or the one already in --run."""
     from rnnkit.models.language_model import LMConfig
+    from rnnkit.nn import to_torch
     from rnnkit.tasks.lm import LMDataConfig, train_language_model
     from rnnkit.tasks.text_generator import TextGenerator
     from rnnkit.training import TrainConfig
@@ -179,7 +180,7 @@ def trained_model():
     gen = TextGenerator.load(run)
     lm = gen.model.eval()
     val = gen.vocab.encode_array(text[int(len(text) * 0.9) :], where=args.data)
-    return lm.embedding, lm.rnn.to_torch(), lm.head, gen.vocab, val, run
+    return lm.embedding, to_torch(lm.rnn), lm.head, gen.vocab, val, run
 
 
 def read_text(engine, ids: np.ndarray, streams: int) -> tuple[float, np.ndarray]:

@@ -121,6 +121,8 @@ def train_and_score(name, train, out, model, dc, args, test: ParallelData) -> di
             TrainConfig(
                 epochs=args.epochs,
                 lr=args.lr,
+                lr_schedule=args.lr_schedule,
+                min_lr=args.lr / 20,
                 grad_clip=1.0,
                 monitor="val_bleu",
                 max_minutes=args.minutes,
@@ -268,6 +270,12 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--lr-schedule",
+        default="none",
+        choices=["none", "cosine"],
+        help="cosine: decay to lr/20 over --minutes (or the epochs, whichever ends first)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--eval-every", type=int, default=0, help="validate every N steps")
     p.add_argument("--test-limit", type=int, default=1000, help="eng_fra: test pairs (0 = all)")

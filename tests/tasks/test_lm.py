@@ -148,7 +148,7 @@ def test_a_fresh_run_replaces_the_run_in_its_directory(tmp_path):
 
 def test_a_run_that_cannot_start_leaves_no_directory(tmp_path):
     corpus = write_corpus(tmp_path / "c.txt", lines=3)
-    with pytest.raises(RnnkitError, match="batch_size 64 × seq_length 100"):
+    with pytest.raises(RnnkitError, match="batch_size 16 × seq_length 100"):
         train_language_model(corpus, tmp_path / "run", LMConfig(**SMALL), LMDataConfig())
     assert not (tmp_path / "run").exists()
 
