@@ -12,9 +12,8 @@ from pathlib import Path
 
 from rnnkit.models.language_model import LMConfig
 from rnnkit.summary import summary
-from rnnkit.tasks.lm import LMDataConfig, train_language_model
+from rnnkit.tasks.lm import LM_TASK, LMDataConfig, train_language_model
 from rnnkit.tasks.text_generator import TextGenerator
-from rnnkit.training import TrainConfig
 
 
 def stdlib_corpus(out: Path, max_bytes: int = 3_000_000) -> Path:
@@ -43,12 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     corpus = stdlib_corpus(out / "corpus" / "stdlib.py.txt")
     print(f"corpus: {corpus} ({corpus.stat().st_size:,} bytes of the Python standard library)")
 
-    model = LMConfig(cell="lstm", hidden_size=256, num_layers=2, embedding_size=64, dropout=0.0)
-    data = LMDataConfig(level="char", seq_length=100, batch_size=64, val_fraction=0.05)
-    train = TrainConfig(
-        lr=3e-3, grad_clip=5.0, epochs=50, max_minutes=args.minutes, eval_every=200,
-        eval_batches=20, progress=True, precision="auto",
-    )  # fmt: skip
+    # `rnnkit lm train corpus --max-minutes M` with no other flag, validating more often.
+    model, data = LMConfig(), LMDataConfig(level="char", val_fraction=0.05)
+    train = LM_TASK.default_train.replace(
+        max_minutes=args.minutes, eval_every=500, eval_batches=20, progress=True
+    )
     start = time.perf_counter()
     # The demo owns its run directory: each `make demo` starts it afresh.
     result = train_language_model(corpus, out / "run", model, data, train, overwrite=True)
