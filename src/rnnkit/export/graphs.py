@@ -347,8 +347,8 @@ def speech_graphs(model: nn.Module) -> list[OnnxGraph]:
         "lengths": "(batch,) int64 real frames of each utterance, 1..frames",
     }
     outputs = {
-        "logits": f"(batch, steps, {labels}) float32 scores: blank (id 0), then the alphabet; "
-        f"steps = ceil(frames / {c.factor})",
+        "logits": f"(batch, steps, {labels}) float32 scores: blank (id 0), then the alphabet "
+        f"(rnnkit.model_config); steps = ceil(frames / {c.factor})",
         "out_lengths": "(batch,) int64 real steps of each utterance",
     }
     axes = {
