@@ -35,9 +35,9 @@ def test_train_prints_the_monitored_figure(capsys, tmp_path):
         capsys, "classify train", data, "--out", tmp_path / "r", SMALL, "--epochs 2"
     )
     assert rc == 0, err
-    assert "stopped (completed) after 112 steps in fp32; val_accuracy best" in out
+    assert "stopped (completed) after 112 steps in fp32; val_expected_accuracy best" in out
     cfg = json.loads((tmp_path / "r" / "last" / "config.json").read_text())
-    assert cfg["train_config"]["monitor"] == "val_accuracy"  # the task's default
+    assert cfg["train_config"]["monitor"] == "val_expected_accuracy"  # the task's default
     assert cfg["model_config"]["hidden_size"] == 12
 
 
