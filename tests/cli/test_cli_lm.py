@@ -203,6 +203,9 @@ def signal_training(corpus, out, signum) -> tuple[int, str, str]:
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
+        # A shell's background job ignores SIGINT and its children inherit that: the child
+        # gets the default back, as a terminal's Ctrl-C would find it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     killer = threading.Timer(120, proc.kill)  # a hung child must not hang the test run
     killer.start()
