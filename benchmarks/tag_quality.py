@@ -55,7 +55,12 @@ def conll2003(args: argparse.Namespace) -> None:
     train_file, test_file = root / "train.txt", root / "test.txt"
     train_corpus = read_tagged(train_file)
     per_token = len(train_corpus) / train_corpus.num_tokens
-    data = TagDataConfig(val=str(root / "valid.txt"), scheme="BIOES", batch_size=args.batch_size)
+    data = TagDataConfig(
+        val=str(root / "valid.txt"),
+        scheme="BIOES",
+        batch_size=args.batch_size,
+        lowercase=args.lowercase,
+    )
     train = dataclasses.replace(
         TAG_TASK.default_train,
         max_minutes=args.minutes,
@@ -70,7 +75,9 @@ def conll2003(args: argparse.Namespace) -> None:
     print(f"CoNLL-2003: {len(train_corpus)} training sentences, {train_corpus.num_tokens} words")
     results = {}
     for output in args.outputs:
-        model = TaggerConfig(output=output, char_encoder=args.char_encoder, cell=args.cell)
+        model = TaggerConfig(
+            output=output, char_encoder=args.char_encoder, cell=args.cell, casing_size=args.casing
+        )
         out = Path(args.out) / output
         t0 = time.perf_counter()
         fit = train_tagger(train_file, out, model, data, train, overwrite=True)
@@ -106,6 +113,13 @@ def main() -> None:
     p.add_argument("--char-encoder", default="lstm", choices=["lstm", "cnn", "none"])
     p.add_argument("--cell", default="lstm", choices=["lstm", "gru"])
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--casing", type=int, default=0, help="casing feature size (0 = none)")
+    p.add_argument(
+        "--lowercase",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="look words up lower-cased (the default)",
+    )
     p.add_argument("--lr", type=float, default=TAG_TASK.default_train.lr)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
