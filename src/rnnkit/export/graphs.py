@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnnkit.data.tag_encoding import PAD_ID
 from rnnkit.export.tracing import OnnxGraph, register_exporter
 
 
@@ -111,7 +112,7 @@ class _TaggerEmissions(nn.Module):
         if chars is not None:
             W = chars.shape[2]
             flat = chars.reshape(B * T, W)
-            real_chars = (flat != 0).sum(1).clamp(min=1)  # <pad> is id 0
+            real_chars = (flat != PAD_ID).sum(1).clamp(min=1)
             e = m.char_embed(flat)
             if c.char_encoder == "lstm":
                 # The final states, read from the outputs (the exporter fails on a packed
@@ -319,14 +320,7 @@ class _SpeechScores(nn.Module):
             return m(features, lengths)
         # The model's forward trims to the longest row with a Python int; here every row is
         # kept (ceil(frames / s) steps) and the rows' own lengths mark the padding.
-        s = m.config.factor
-        if m.conv is not None:
-            x = m._subsample(features)
-        else:
-            B, T, F = features.shape
-            steps = (T + s - 1) // s
-            x = torch.nn.functional.pad(features, (0, 0, 0, s - 1))[:, : steps * s]
-            x = x.reshape(B, steps, s * F)
+        x = m._subsample(features)
         out_lengths = m.out_lengths(lengths)
         outputs, _ = m.rnn(m.drop(x), lengths=out_lengths)
         return m.head(m.drop(outputs)), out_lengths

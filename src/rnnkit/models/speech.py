@@ -178,10 +178,8 @@ class SpeechRecognizer(nn.Module):
         if s == 1:
             return x
         B, T, Fdim = x.shape
-        pad = -T % s
-        if pad:
-            x = F.pad(x, (0, 0, 0, pad))
-        return x.reshape(B, (T + pad) // s, s * Fdim)
+        steps = (T + s - 1) // s  # the last step zero-padded; no branch, so it traces (ONNX)
+        return F.pad(x, (0, 0, 0, s - 1))[:, : steps * s].reshape(B, steps, s * Fdim)
 
     def forward(self, features: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B, T, F) features → (B, T', C+1) logits and (B,) output lengths."""
