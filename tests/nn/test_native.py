@@ -52,6 +52,7 @@ def test_native_and_scan_agree(config, bidirectional, num_layers, varied_lengths
     weights += [torch.randn(LD, B, N, dtype=dtype) for _ in state]
 
     assert layer.uses_native
+    layer.engine = "native"  # 'auto' gives a variable-length CPU batch to the scan engine
     native = run_with_grads(layer, x, state, lengths, weights)
     layer.engine = "scan"
     scan = run_with_grads(layer, x, state, lengths, weights)
@@ -72,7 +73,8 @@ def test_native_and_scan_agree_in_training_mode_without_dropout():
 
 
 def test_auto_runs_native_kernel_only(monkeypatch):
-    """engine='auto' on a native configuration never touches the scan engine."""
+    """engine='auto' on a native configuration and a full-length batch never touches the scan
+    engine."""
 
     def fail(*args, **kwargs):
         raise AssertionError("scan engine called")
@@ -80,7 +82,8 @@ def test_auto_runs_native_kernel_only(monkeypatch):
     monkeypatch.setattr(layers_module, "scan_layer", fail)
     for cls, options in NATIVE_CONFIGS.values():
         layer = cls(D_IN, N, num_layers=2, bidirectional=True, **options)
-        layer(torch.randn(B, T, D_IN), lengths=torch.tensor([5, 1, 3]))
+        layer(torch.randn(B, T, D_IN))
+        layer(torch.randn(B, T, D_IN), lengths=torch.tensor([T, T, T]))
 
 
 @pytest.mark.parametrize(
@@ -131,3 +134,29 @@ def test_native_dropout_is_applied_in_training_and_not_in_eval():
     layer.train()
     c, _ = layer(x)
     assert not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("config", list(NATIVE_CONFIGS))
+def test_auto_runs_variable_lengths_on_the_cpu_through_scan(monkeypatch, config):
+    """The packed kernel is the slow one on the CPU (benchmarks/packed_lengths.py): 'auto' uses
+    it for full-length batches only; lengths that are all T count as full length."""
+    cls, options = NATIVE_CONFIGS[config]
+    layer = cls(D_IN, N, bidirectional=True, batch_first=True, **options)
+    calls = []
+    real = layers_module.native_forward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["lengths"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(layers_module, "native_forward", spy)
+    x = torch.randn(B, T, D_IN)
+    varied, _ = layer(x, lengths=torch.tensor([T, 2, 4]))
+    assert calls == []
+    layer(x, lengths=torch.tensor([T, T, T]))
+    layer(x)
+    assert calls == [None, None]
+    layer.engine = "native"
+    packed, _ = layer(x, lengths=torch.tensor([T, 2, 4]))
+    assert len(calls) == 3 and calls[2] is not None
+    torch.testing.assert_close(varied, packed, rtol=1e-5, atol=1e-5)

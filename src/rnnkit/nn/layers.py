@@ -14,7 +14,9 @@ How the sequence is run is the *engine*'s business, and every engine gives the s
   :mod:`rnnkit.nn.engines.native`. Only for what the kernel computes: standard activations,
   GRU with ``reset_after=True``, no recurrent dropout.
 * ``scan``: one cell and one direction at a time, see :mod:`rnnkit.nn.engines.scan`. Any cell.
-* ``auto`` (default): ``native`` whenever it applies, else ``scan``.
+* ``auto`` (default): ``native`` whenever it applies, else ``scan``; and ``scan`` for a batch
+  of variable lengths on the CPU, where torch's packed-sequence kernel is 1.1-5x slower than
+  the scan engine (see :mod:`rnnkit.nn.engines.native`, ``benchmarks/packed_lengths.py``).
 """
 
 import torch
@@ -100,12 +102,23 @@ class RecurrentLayer(nn.Module):
 
     @property
     def uses_native(self) -> bool:
-        """True when a forward call goes through torch's fused kernel."""
+        """True when a forward call goes through torch's fused kernel (with ``auto``: a call
+        whose rows are all full length, or on a GPU)."""
         if self.engine == "scan":
             return False
         if self.engine == "native":
             return True
         return self.native_blocker() is None
+
+    def _runs_native(self, x: Tensor, lengths: Tensor | None, autocast: bool) -> bool:
+        """Whether this call goes through the fused kernel. ``auto`` leaves a variable-length
+        batch on the CPU to the scan engine (the packed kernel is the slower one there); under
+        autocast the kernel keeps it, being the one that computes in the lower precision."""
+        if not self.uses_native:
+            return False
+        if self.engine == "native" or lengths is None or autocast:
+            return True
+        return x.device.type != "cpu"
 
     def _require_native(self) -> None:
         reason = self.native_blocker()
@@ -146,7 +159,7 @@ class RecurrentLayer(nn.Module):
 
         if self.engine == "native":
             self._require_native()
-        if self.uses_native:
+        if self._runs_native(x, lengths, autocast):
             outputs, final = native_forward(
                 list(self.cells),
                 x,
