@@ -47,3 +47,15 @@ def test_an_epoch_holds_at_least_epoch_batches(tmp_path, n, epoch_batches, expec
 def test_epoch_batches_must_be_positive():
     with pytest.raises(RnnkitError, match="epoch_batches must be >= 1"):
         ClassifyDataConfig(epoch_batches=0)
+
+
+def test_the_classifier_reads_with_a_gru_unless_told(tmp_path):
+    """GRU is the classifier's default cell (the other tasks' is LSTM); --cell still chooses."""
+    from rnnkit.models.classifier import SequenceClassifier
+    from rnnkit.nn import GRU, LSTM
+
+    dc = ClassifyDataConfig(val_fraction=0.0)
+    train = CLASSIFY_TASK.default_train
+    for model, layer in ((ClassifierConfig(), GRU), (ClassifierConfig(cell="lstm"), LSTM)):
+        prepared = CLASSIFY_TASK.prepare(_series(8), tmp_path, model, dc, train, None)
+        assert type(SequenceClassifier(prepared.model).rnn) is layer
