@@ -63,7 +63,7 @@ from rnnkit.models.language_model import LanguageModel, LMConfig
 from rnnkit.tasks.lm import LM_TASK, LMDataConfig, train_language_model
 from rnnkit.training import TrainConfig, Trainer, evaluate, resolve_device, seed_everything
 from rnnkit.training.config import PRECISIONS
-from rnnkit.training.trainer import uses_bf16
+from rnnkit.training.device import uses_bf16
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -166,7 +166,7 @@ def test_bf16_mixed_precision_learns_and_carries_a_float32_state():
 def test_auto_precision_is_bf16_exactly_where_the_cpu_has_amx():
     from pathlib import Path
 
-    from rnnkit.training.trainer import uses_bf16
+    from rnnkit.training.device import uses_bf16
 
     cpu = torch.device("cpu")
     assert uses_bf16("bf16", cpu) and not uses_bf16("fp32", cpu)

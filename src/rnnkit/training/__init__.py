@@ -10,10 +10,12 @@ progress and logs, checkpoints and exact resume.
 from rnnkit.contracts import BatchSource, LossOutput, TrainableModel
 from rnnkit.training.callbacks import Callback
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.device import resolve_device
 from rnnkit.training.metrics import evaluate
 from rnnkit.training.optim import LRSchedule, build_optimizer
+from rnnkit.training.result import STOP_REASONS, TrainResult
 from rnnkit.training.rng import preserve_rng, seed_everything
-from rnnkit.training.trainer import STOP_REASONS, Trainer, TrainResult, resolve_device
+from rnnkit.training.trainer import Trainer
 from rnnkit.training.trees import detach_state, move_to
 
 __all__ = [

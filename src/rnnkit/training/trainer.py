@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +53,13 @@ from rnnkit.contracts import BatchSource, summarize_metrics
 from rnnkit.errors import RnnkitError
 from rnnkit.training.callbacks import Callback
 from rnnkit.training.config import TrainConfig
+from rnnkit.training.device import full_precision, resolve_device, uses_bf16
 from rnnkit.training.distributed import setup
 from rnnkit.training.interrupts import GracefulInterrupt
 from rnnkit.training.logs import RunLog
 from rnnkit.training.metrics import LossMeter
 from rnnkit.training.optim import LRSchedule, build_optimizer, set_lr
+from rnnkit.training.result import TrainResult
 from rnnkit.training.rng import (
     preserve_rng,
     restore_rng,
@@ -69,52 +70,6 @@ from rnnkit.training.rng import (
 from rnnkit.training.run_state import CheckpointedRun, _checkpoint_to_resume
 from rnnkit.training.trees import detach_state, map_tensors, move_to
 from rnnkit.training.validation import MonitoredRun
-
-STOP_REASONS = (
-    "completed",  # all epochs done
-    "max_steps",
-    "early_stopping",
-    "time_budget",
-    "interrupted",  # Ctrl-C / KeyboardInterrupt
-    "nonfinite_loss",  # a training or validation loss was NaN/inf; no checkpoint is written
-    "callback",  # a callback called trainer.request_stop()
-)
-
-
-@dataclass
-class TrainResult:
-    """How a :meth:`Trainer.fit` call ended. ``history`` holds the log rows (CSV columns).
-
-    ``best_metrics`` are the validation figures of the ``best/`` checkpoint (the one with the
-    best ``monitor``), ``last_metrics`` those of the last validation; ``best_val_loss`` and
-    ``last_val_loss`` are their ``val_loss``. ``last_good_step``: the step of the newest
-    checkpoint on disk (None when none was written), what a non-finite stop reports.
-    """
-
-    stopped_reason: str
-    steps: int
-    epochs: float
-    best_val_loss: float | None
-    best_step: int | None
-    last_val_loss: float | None
-    elapsed: float
-    history: list[dict[str, Any]] = field(default_factory=list)
-    out_dir: Path | None = None
-    monitor: str = "val_loss"
-    best_metrics: dict[str, float] = field(default_factory=dict)
-    last_metrics: dict[str, float] = field(default_factory=dict)
-    last_good_step: int | None = None
-    signal: str | None = None  # SIGINT or SIGTERM when stopped_reason is 'interrupted'
-    precision: str = "fp32"  # what ran: 'auto' resolved
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RnnkitError(f"device={name!r} but CUDA is not available here; use 'cpu' or 'auto'")
-    return torch.device(name)
 
 
 class Trainer(MonitoredRun, CheckpointedRun):
@@ -288,7 +243,8 @@ class Trainer(MonitoredRun, CheckpointedRun):
         return self.dist.evaluate(self.model, source, max_batches, device=self.device)
 
     def fit(self, resume: bool | str | Path = False) -> TrainResult:
-        """Train until a stop condition (see :data:`STOP_REASONS`); return how it went.
+        """Train until a stop condition (:data:`~rnnkit.training.result.STOP_REASONS`); return
+        how it went.
 
         ``resume=True`` continues from ``out_dir/last``; a path continues from that checkpoint.
         A fresh run seeds every RNG with ``config.seed`` and loads ``config.init_from``.
@@ -438,7 +394,7 @@ class Trainer(MonitoredRun, CheckpointedRun):
             optimizer.step()
             self.carried = detach_state(state) if stateful else None
             if mixed and self.carried is not None:  # autocast hands back a bf16 state
-                self.carried = map_tensors(_full_precision, self.carried)
+                self.carried = map_tensors(full_precision, self.carried)
             self.step += 1
             self.index += 1
             epoch_end = self.index >= self.num_batches
@@ -532,22 +488,6 @@ class Trainer(MonitoredRun, CheckpointedRun):
                 if fn is not None:
                     fn(self, *args)
         self.model.train()
-
-
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether ``precision`` ('fp32' | 'bf16' | 'auto') trains in bfloat16 on ``device``."""
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    # bfloat16 pays off on a CPU with AMX tile units (2.8× for a 2×512 LSTM here, see
-    # benchmarks/train_throughput.py); without them, stay in float32.
-    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return device.type == "cpu" and has_amx is not None and bool(has_amx())
-
-
-def _full_precision(t: Tensor) -> Tensor:
-    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def _check_loss(loss: Any) -> None:
