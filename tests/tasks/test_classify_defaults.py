@@ -7,7 +7,8 @@ import pytest
 from rnnkit.data.labeled import LabeledData
 from rnnkit.data.padded import PaddedBatches
 from rnnkit.errors import RnnkitError
-from rnnkit.models.classifier import ClassifierConfig
+from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnkit.nn import GRU, LSTM
 from rnnkit.tasks.classify import CLASSIFY_TASK, ClassifyDataConfig, Passes
 
 
@@ -51,9 +52,6 @@ def test_epoch_batches_must_be_positive():
 
 def test_the_classifier_reads_with_a_gru_unless_told(tmp_path):
     """GRU is the classifier's default cell (the other tasks' is LSTM); --cell still chooses."""
-    from rnnkit.models.classifier import SequenceClassifier
-    from rnnkit.nn import GRU, LSTM
-
     dc = ClassifyDataConfig(val_fraction=0.0)
     train = CLASSIFY_TASK.default_train
     for model, layer in ((ClassifierConfig(), GRU), (ClassifierConfig(cell="lstm"), LSTM)):

@@ -15,8 +15,8 @@ How the sequence is run is the *engine*'s business, and every engine gives the s
   GRU with ``reset_after=True``, no recurrent dropout.
 * ``scan``: one cell and one direction at a time, see :mod:`rnnkit.nn.engines.scan`. Any cell.
 * ``auto`` (default): ``native`` whenever it applies, else ``scan``; and ``scan`` for a batch
-  of variable lengths on the CPU, where torch's packed-sequence kernel is 1.1-5x slower than
-  the scan engine (see :mod:`rnnkit.nn.engines.native`, ``benchmarks/packed_lengths.py``).
+  of variable lengths on the CPU, where torch's packed-sequence kernel is up to 4.4x slower
+  than the scan engine (see :mod:`rnnkit.nn.engines.native`, ``benchmarks/packed_lengths.py``).
 """
 
 import torch
@@ -102,8 +102,8 @@ class RecurrentLayer(nn.Module):
 
     @property
     def uses_native(self) -> bool:
-        """True when a forward call goes through torch's fused kernel (with ``auto``: a call
-        whose rows are all full length, or on a GPU)."""
+        """True when this layer can go through torch's fused kernel: with ``engine='auto'`` a
+        call then does so unless its batch has variable lengths on the CPU (``_runs_native``)."""
         if self.engine == "scan":
             return False
         if self.engine == "native":
